@@ -1,0 +1,31 @@
+# Everything runs inside a local virtual environment that `make setup` creates idempotently.
+# torch==2.13.0 is installed first so that no other requirement can pull a multi-GB CUDA build.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup pretrain test benchmarks clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[train,dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The main job: ALBERT pretraining (MLM + SOP) on the embedded corpus; no network, no downloads.
+pretrain: setup
+	$(VENV)/bin/accelerate launch --num_processes 1 --cpu recipes/pretrain.py --config recipes/configs/pretrain/tiny.yaml
+
+test: setup
+	$(PY) -m pytest -q tests
+
+benchmarks: setup
+	$(PY) benchmarks/bench_model.py
+	$(PY) benchmarks/bench_data.py
+
+clean:
+	rm -rf $(VENV) outputs runs .pytest_cache

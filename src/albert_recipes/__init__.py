@@ -1,0 +1,67 @@
+"""albert_recipes: ALBERT (Lan et al. 2019) as a first-class Hugging Face Transformers extension.
+
+Importing the package registers `albert_recipes` with `AutoConfig` and every matching `AutoModel*` class, and marks
+the classes for `register_for_auto_class`, so `save_pretrained` writes `auto_map` and copies the two self-contained
+model files; such a folder loads with `trust_remote_code=True` where this package is not installed.
+"""
+
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForMultipleChoice,
+    AutoModelForPreTraining,
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+)
+
+from .configuration_albert_recipes import PRESETS, AlbertRecipesConfig
+from .modeling_albert_recipes import (
+    AlbertRecipesForMaskedLM,
+    AlbertRecipesForMultipleChoice,
+    AlbertRecipesForPreTraining,
+    AlbertRecipesForPreTrainingOutput,
+    AlbertRecipesForQuestionAnswering,
+    AlbertRecipesForSequenceClassification,
+    AlbertRecipesForTokenClassification,
+    AlbertRecipesModel,
+    AlbertRecipesPreTrainedModel,
+)
+
+__version__ = "0.1.0"
+
+AUTO_CLASSES = {
+    AutoModel: AlbertRecipesModel,
+    AutoModelForPreTraining: AlbertRecipesForPreTraining,
+    AutoModelForMaskedLM: AlbertRecipesForMaskedLM,
+    AutoModelForSequenceClassification: AlbertRecipesForSequenceClassification,
+    AutoModelForTokenClassification: AlbertRecipesForTokenClassification,
+    AutoModelForQuestionAnswering: AlbertRecipesForQuestionAnswering,
+    AutoModelForMultipleChoice: AlbertRecipesForMultipleChoice,
+}
+
+
+def _register() -> None:
+    AutoConfig.register(AlbertRecipesConfig.model_type, AlbertRecipesConfig, exist_ok=True)
+    AlbertRecipesConfig.register_for_auto_class()
+    for auto_class, model_class in AUTO_CLASSES.items():
+        auto_class.register(AlbertRecipesConfig, model_class, exist_ok=True)
+        model_class.register_for_auto_class(auto_class.__name__)
+
+
+_register()
+
+__all__ = [
+    "PRESETS",
+    "AlbertRecipesConfig",
+    "AlbertRecipesPreTrainedModel",
+    "AlbertRecipesModel",
+    "AlbertRecipesForPreTraining",
+    "AlbertRecipesForPreTrainingOutput",
+    "AlbertRecipesForMaskedLM",
+    "AlbertRecipesForSequenceClassification",
+    "AlbertRecipesForTokenClassification",
+    "AlbertRecipesForQuestionAnswering",
+    "AlbertRecipesForMultipleChoice",
+]

@@ -1,0 +1,217 @@
+"""Recipe configuration: typed dataclasses + a YAML file + dotted command-line overrides.
+
+Every recipe declares its settings as (nested) dataclasses. `parse_recipe_args` merges, in this order,
+the dataclass defaults, the YAML file given with `--config`, and `section.key=value` overrides, and
+checks every key and type on the way, so a typo fails early with a suggestion instead of being ignored.
+The merged object is what the recipe prints, logs and saves beside each checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A recipe configuration problem the user can fix (bad key, bad value, missing file)."""
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check `value` against the annotation `tp`; convert the few lossless cases (int -> float, str -> Path)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: {value!r} does not match {tp}")
+    if tp is Any:
+        return value
+    if origin is typing.Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {list(allowed)}")
+        return value
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_tp, *_) = typing.get_args(tp) or (Any,)
+        items = [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+        return items if origin is list else tuple(items)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if tp is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    if tp is Path:
+        if isinstance(value, (str, Path)):
+            return Path(value)
+        raise ConfigError(f"{key}: expected a path, got {value!r}")
+    return value
+
+
+def _apply(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
+    types_by_name = _field_types(type(obj))
+    for name, value in values.items():
+        key = f"{prefix}{name}"
+        if name not in types_by_name:
+            close = difflib.get_close_matches(name, list(types_by_name), n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
+            allowed = ", ".join(sorted(types_by_name))
+            raise ConfigError(f"unknown config key '{key}'{hint} (allowed here: {allowed})")
+        tp = types_by_name[name]
+        if _is_dataclass_type(tp):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key}: expected a section of keys, got {value!r}")
+            _apply(getattr(obj, name), value, prefix=f"{key}.")
+        else:
+            setattr(obj, name, _coerce(value, tp, key))
+
+
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    node = out
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def parse_override(token: str) -> dict[str, Any]:
+    """`train.lr=3e-4` -> {'train': {'lr': 0.0003}}; the value is read as YAML so numbers and lists just work."""
+    token = token[2:] if token.startswith("--") else token
+    if "=" not in token:
+        raise ConfigError(f"override '{token}' must look like section.key=value")
+    key, raw = token.split("=", 1)
+    if not key:
+        raise ConfigError(f"override '{token}' has no key")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return _nest(key, value)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    with open(path, encoding="utf-8") as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def build_config(cls: type[T], yaml_path: str | Path | None = None, overrides: list[str] | None = None) -> T:
+    """Defaults <- YAML file <- overrides, all validated against the dataclass `cls`."""
+    cfg = cls()
+    if yaml_path is not None:
+        _apply(cfg, load_yaml(yaml_path))
+    for token in overrides or []:
+        _apply(cfg, parse_override(token))
+    validate = getattr(cfg, "validate", None)
+    if callable(validate):
+        validate()
+    return cfg
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    def plain(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(cfg))
+
+
+def config_to_yaml(cfg: Any) -> str:
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+
+
+def _describe(cls: type, prefix: str = "") -> list[str]:
+    lines = []
+    instance = cls()
+    for f in dataclasses.fields(cls):
+        tp = _field_types(cls)[f.name]
+        if _is_dataclass_type(tp):
+            lines.extend(_describe(tp, prefix=f"{prefix}{f.name}."))
+            continue
+        default = getattr(instance, f.name)
+        helptext = f.metadata.get("help", "")
+        lines.append(f"  {prefix}{f.name} = {default!r}\n      {helptext}".rstrip())
+    return lines
+
+
+def parse_recipe_args(cls: type[T], argv: list[str] | None = None, description: str = "") -> T:
+    """Command-line entry point shared by the recipes: exits with status 2 and a one-line reason on bad input."""
+    parser = argparse.ArgumentParser(
+        description=description,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="settings (override any with section.key=value):\n" + "\n".join(_describe(cls)),
+    )
+    parser.add_argument("--config", help="YAML file with settings (see recipes/configs/)")
+    parser.add_argument("overrides", nargs="*", help="dotted overrides such as train.max_steps=100")
+    args, unknown = parser.parse_known_args(argv)
+    try:
+        return build_config(cls, args.config, list(args.overrides) + unknown)
+    except ConfigError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
+    raise AssertionError("unreachable")
+
+
+def run_cli(main: typing.Callable[[T], Any], cls: type[T], description: str) -> None:
+    """Parse, run, and turn user errors raised inside the recipe into a clear message and exit status 2."""
+    cfg = parse_recipe_args(cls, sys.argv[1:], description)
+    try:
+        main(cfg)
+    except (ConfigError, ValueError, FileNotFoundError) as err:
+        sys.stderr.write(f"error: {err}\n")
+        sys.exit(2)

@@ -1,0 +1,175 @@
+"""ALBERT configuration (model_type `albert_recipes`).
+
+Self-contained on purpose: it imports only `transformers`, so `save_pretrained` can copy it next to the weights and
+the folder loads with `trust_remote_code=True` where `albert_recipes` is not installed.
+
+Every field of `transformers.AlbertConfig` is here with the same meaning and default, so checkpoints move freely
+between the stock classes and ours. Fields after the marked line are this project's extensions; at their defaults
+the model computes exactly what the paper's (and the stock) ALBERT computes.
+"""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig
+from transformers.activations import ACT2FN
+
+_V2 = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0, "hidden_act": "gelu_new"}
+_V1 = {"hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "hidden_act": "gelu"}
+_SIZES = {
+    # the sizes of Table 1 in Lan et al. (2019); all use E=128 and share every layer (one group)
+    "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
+    "large": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096},
+    "xlarge": {"hidden_size": 2048, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 8192},
+    "xxlarge": {"hidden_size": 4096, "num_hidden_layers": 12, "num_attention_heads": 64, "intermediate_size": 16384},
+}
+PRESETS: dict[str, dict] = {
+    **{name: {**size, **_V2} for name, size in _SIZES.items()},
+    **{f"{name}-v2": {**size, **_V2} for name, size in _SIZES.items()},
+    **{f"{name}-v1": {**size, **_V1} for name, size in _SIZES.items()},
+    # not from the paper: small enough to pretrain on a laptop CPU in minutes
+    "tiny": {
+        "embedding_size": 128,
+        "hidden_size": 312,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 12,
+        "intermediate_size": 1248,
+        **_V2,
+    },
+}
+
+
+class AlbertRecipesConfig(PretrainedConfig):
+    r"""
+    Configuration of an ALBERT model. The defaults give ALBERT-xxlarge, like `transformers.AlbertConfig`;
+    `AlbertRecipesConfig.from_preset("base")` gives the paper's other sizes.
+
+    Args:
+        vocab_size: size of the (SentencePiece) vocabulary.
+        embedding_size: E, the factorized embedding width; the embeddings are projected from E to `hidden_size`.
+        hidden_size: H, the width of the transformer layers.
+        num_hidden_layers: how many times a layer group is applied (the depth).
+        num_hidden_groups: number of distinct parameter groups; the layers are split evenly among them.
+        num_attention_heads: attention heads; must divide `hidden_size`.
+        intermediate_size: width of the feed-forward layer.
+        inner_group_num: number of distinct layers (attention + feed-forward) inside each group.
+        hidden_act: activation name from `transformers.activations.ACT2FN`.
+        hidden_dropout_prob, attention_probs_dropout_prob, classifier_dropout_prob: dropout rates (v2: 0).
+        max_position_embeddings: longest sequence the position embeddings cover.
+        type_vocab_size: number of segment (token type) ids.
+        initializer_range: std of the normal initializer.
+        layer_norm_eps: LayerNorm epsilon.
+        sparse_mlm_prediction (extension): when the masked-LM heads get `labels`, compute the vocabulary logits only
+            at the labelled (masked) positions; `prediction_logits`/`logits` are then `(num_masked, vocab_size)`.
+            Saves most of the head's time and memory in pretraining; the loss is identical.
+    """
+
+    model_type = "albert_recipes"
+
+    def __init__(
+        self,
+        vocab_size: int = 30000,
+        embedding_size: int = 128,
+        hidden_size: int = 4096,
+        num_hidden_layers: int = 12,
+        num_hidden_groups: int = 1,
+        num_attention_heads: int = 64,
+        intermediate_size: int = 16384,
+        inner_group_num: int = 1,
+        hidden_act: str = "gelu_new",
+        hidden_dropout_prob: float = 0.0,
+        attention_probs_dropout_prob: float = 0.0,
+        max_position_embeddings: int = 512,
+        type_vocab_size: int = 2,
+        initializer_range: float = 0.02,
+        layer_norm_eps: float = 1e-12,
+        classifier_dropout_prob: float = 0.1,
+        pad_token_id: int | None = 0,
+        bos_token_id: int | None = 2,
+        eos_token_id: int | None = 3,
+        tie_word_embeddings: bool = True,
+        # --- extensions (not in the paper; defaults keep the paper's model) ---
+        sparse_mlm_prediction: bool = False,
+        **kwargs,
+    ):
+        self.vocab_size = vocab_size
+        self.embedding_size = embedding_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_hidden_groups = num_hidden_groups
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.inner_group_num = inner_group_num
+        self.hidden_act = hidden_act
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
+        self.max_position_embeddings = max_position_embeddings
+        self.type_vocab_size = type_vocab_size
+        self.initializer_range = initializer_range
+        self.layer_norm_eps = layer_norm_eps
+        self.classifier_dropout_prob = classifier_dropout_prob
+        self.sparse_mlm_prediction = sparse_mlm_prediction
+        super().__init__(
+            pad_token_id=pad_token_id,
+            bos_token_id=bos_token_id,
+            eos_token_id=eos_token_id,
+            tie_word_embeddings=tie_word_embeddings,
+            **kwargs,
+        )
+        self.validate_albert()
+
+    def validate_albert(self) -> None:
+        """Raise a `ValueError` that names the bad value and what is allowed."""
+        for name in (
+            "vocab_size",
+            "embedding_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_hidden_groups",
+            "num_attention_heads",
+            "intermediate_size",
+            "inner_group_num",
+            "max_position_embeddings",
+            "type_vocab_size",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.hidden_size % self.num_attention_heads != 0:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be divisible by num_attention_heads "
+                f"({self.num_attention_heads})"
+            )
+        if self.num_hidden_layers % self.num_hidden_groups != 0:
+            raise ValueError(
+                f"num_hidden_layers ({self.num_hidden_layers}) must be divisible by num_hidden_groups "
+                f"({self.num_hidden_groups})"
+            )
+        if self.hidden_act not in ACT2FN:
+            raise ValueError(f"hidden_act {self.hidden_act!r} is unknown; choose one of {sorted(ACT2FN)}")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout_prob"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+        if not self.layer_norm_eps > 0:
+            raise ValueError(f"layer_norm_eps must be positive, got {self.layer_norm_eps!r}")
+        if not self.initializer_range > 0:
+            raise ValueError(f"initializer_range must be positive, got {self.initializer_range!r}")
+        if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
+            raise ValueError(f"pad_token_id ({self.pad_token_id}) must be in [0, vocab_size={self.vocab_size})")
+
+    @classmethod
+    def get_config_dict(cls, *args, **kwargs):
+        config_dict, kwargs = super().get_config_dict(*args, **kwargs)
+        if config_dict.get("model_type") == "albert":  # a stock checkpoint: same fields with the same meaning
+            config_dict = {**config_dict, "model_type": cls.model_type}
+        return config_dict, kwargs
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> AlbertRecipesConfig:
+        """A named size: base/large/xlarge/xxlarge (v2, no dropout; `-v1` for the v1 dropout), or `tiny`."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+
+__all__ = ["AlbertRecipesConfig", "PRESETS"]
