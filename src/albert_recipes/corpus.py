@@ -1,0 +1,299 @@
+"""Corpora -> documents, where a document is a list of sentences (what the ALBERT example builder consumes).
+
+Sources: plain text files (one paragraph or sentence per line, blank lines between documents, or the WikiText
+layout where ` = Title = ` lines start articles), JSONL and Parquet files with a text column, and any
+`datasets.Dataset` / `IterableDataset`. `load_embedded_corpus()` gives real English prose with no download.
+
+Bad input is never turned into a silently empty corpus: empty documents and overlong "sentences" (text with no
+sentence boundary longer than `max_sentence_chars`, e.g. a minified file on one line) are skipped and counted in the
+log, and a corpus that ends up with no documents raises `ValueError`. Undecodable bytes raise `ValueError` naming
+the file and offset unless `errors="replace"` is asked for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+logger = logging.getLogger(__name__)
+
+Document = list[str]
+Layout = Literal["auto", "blank_lines", "wikitext"]
+
+# A sentence ends at . ! ? (plus closing quotes/brackets) followed by whitespace and an upper-case letter, digit or
+# opening quote. Lower-case continuations ("H. gammarus", "e.g. this") are not split, which suits encyclopedic text.
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[\"'“‘(\[]?[A-Z0-9])")
+_WIKITEXT_TITLE = re.compile(r"^ ?= [^=].* = ?$")
+_WIKITEXT_HEADING = re.compile(r"^ ?(= ){2,}.*( =){2,} ?$")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def split_sentences(paragraph: str) -> list[str]:
+    """Split one paragraph into sentences with a small regex (no model download); whitespace is normalised."""
+    text = _WHITESPACE.sub(" ", paragraph).strip()
+    if not text:
+        return []
+    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+@dataclasses.dataclass
+class _Counts:
+    documents: int = 0
+    sentences: int = 0
+    empty_documents: int = 0
+    overlong_sentences: int = 0
+
+    def report(self, source: str, max_sentence_chars: int) -> None:
+        logger.info("%s: %d documents, %d sentences", source, self.documents, self.sentences)
+        if self.empty_documents:
+            logger.info("%s: skipped %d empty documents", source, self.empty_documents)
+        if self.overlong_sentences:
+            logger.warning(
+                "%s: skipped %d sentences longer than max_sentence_chars=%d (no sentence boundary found)",
+                source, self.overlong_sentences, max_sentence_chars,
+            )
+        if self.documents == 0:
+            raise ValueError(
+                f"{source}: no usable documents (skipped {self.empty_documents} empty documents and "
+                f"{self.overlong_sentences} sentences longer than max_sentence_chars={max_sentence_chars})"
+            )
+
+
+class _DocumentBuilder:
+    """Collects paragraphs into the current document and emits finished, non-empty documents."""
+
+    def __init__(self, counts: _Counts, max_sentence_chars: int):
+        self.counts = counts
+        self.max_sentence_chars = max_sentence_chars
+        self.sentences: list[str] = []
+        self.saw_text = False
+
+    def add_paragraph(self, paragraph: str) -> None:
+        for sentence in split_sentences(paragraph):
+            self.saw_text = True
+            if len(sentence) > self.max_sentence_chars:
+                self.counts.overlong_sentences += 1
+            else:
+                self.sentences.append(sentence)
+
+    def finish(self) -> Iterator[Document]:
+        if self.sentences:
+            self.counts.documents += 1
+            self.counts.sentences += len(self.sentences)
+            yield self.sentences
+        elif self.saw_text:
+            self.counts.empty_documents += 1
+        self.sentences, self.saw_text = [], False
+
+
+def _detect_layout(first_line: str) -> Layout:
+    return "wikitext" if _WIKITEXT_TITLE.match(first_line.rstrip("\n")) else "blank_lines"
+
+
+def documents_from_lines(
+    lines: Iterable[str], layout: Layout = "auto", max_sentence_chars: int = 20_000, source: str = "corpus"
+) -> Iterator[Document]:
+    """Turn lines (paragraph or sentence per line) into documents.
+
+    `blank_lines`: blank lines separate documents. `wikitext`: a ` = Title = ` line starts a new article,
+    ` = = Sub = = ` headings and blank lines are dropped. `auto` picks `wikitext` when the first non-blank line is
+    a title. Raises `ValueError` at the end if nothing usable was found.
+    """
+    if layout not in ("auto", "blank_lines", "wikitext"):
+        raise ValueError(f"layout={layout!r} is not allowed; choose 'auto', 'blank_lines' or 'wikitext'")
+    counts = _Counts()
+    builder = _DocumentBuilder(counts, max_sentence_chars)
+    for line in lines:
+        if not line.strip():
+            if layout == "blank_lines":
+                yield from builder.finish()
+            continue
+        if layout == "auto":
+            layout = _detect_layout(line)
+        if layout == "wikitext":
+            if _WIKITEXT_HEADING.match(line.rstrip("\n")):
+                continue
+            if _WIKITEXT_TITLE.match(line.rstrip("\n")):
+                yield from builder.finish()
+                continue
+        builder.add_paragraph(line)
+    yield from builder.finish()
+    counts.report(source, max_sentence_chars)
+
+
+def documents_from_texts(
+    texts: Iterable[str | None], max_sentence_chars: int = 20_000, source: str = "corpus"
+) -> Iterator[Document]:
+    """One text per document (a JSONL record, a dataset row); its lines are paragraphs."""
+    counts = _Counts()
+    builder = _DocumentBuilder(counts, max_sentence_chars)
+    for text in texts:
+        for paragraph in (text or "").splitlines():
+            builder.add_paragraph(paragraph)
+        if not builder.saw_text:
+            counts.empty_documents += 1
+        yield from builder.finish()
+    counts.report(source, max_sentence_chars)
+
+
+def _read_text_lines(path: Path, errors: str) -> Iterator[str]:
+    with open(path, "rb") as f:
+        offset = 0
+        for raw in f:
+            try:
+                yield raw.decode("utf-8", errors=errors)
+            except UnicodeDecodeError as err:
+                raise ValueError(
+                    f"{path}: bytes at offset {offset + err.start} are not valid UTF-8; "
+                    "re-encode the file or pass errors='replace'"
+                ) from None
+            offset += len(raw)
+
+
+def _jsonl_texts(path: Path, text_field: str, errors: str) -> Iterator[str | None]:
+    for number, line in enumerate(_read_text_lines(path, errors), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+        if not isinstance(record, dict) or text_field not in record:
+            keys = sorted(record) if isinstance(record, dict) else type(record).__name__
+            raise ValueError(f"{path}:{number}: no '{text_field}' field (found {keys}); set text_field")
+        yield record[text_field]
+
+
+def _parquet_texts(path: Path, text_field: str) -> Iterator[str | None]:
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    if text_field not in parquet.schema_arrow.names:
+        raise ValueError(f"{path}: no '{text_field}' column (found {parquet.schema_arrow.names}); set text_field")
+    for batch in parquet.iter_batches(columns=[text_field]):
+        yield from batch.column(0).to_pylist()
+
+
+def _dataset_texts(dataset: Any, text_field: str) -> Iterator[str | None]:
+    names = dataset.column_names
+    if names is not None and text_field not in names:
+        raise ValueError(f"dataset has no '{text_field}' column (found {names}); set text_field")
+    for row in dataset:
+        yield row[text_field]
+
+
+def iter_documents(
+    source: Any,
+    text_field: str = "text",
+    layout: Layout | Literal["document_per_row"] = "auto",
+    max_sentence_chars: int = 20_000,
+    errors: Literal["strict", "replace", "ignore"] = "strict",
+) -> Iterator[Document]:
+    """Stream documents from a path (.txt or other text, .jsonl/.json, .parquet), a list of paths, or a dataset.
+
+    Text files use `layout` (see `documents_from_lines`); JSONL/Parquet records are one document each. A
+    `datasets` dataset is one document per row by default (`layout="document_per_row"` or "auto"); pass
+    `layout="wikitext"` or "blank_lines" for line-per-row datasets such as the Hub's `wikitext`.
+    """
+    if isinstance(source, (list, tuple)):
+        for item in source:
+            yield from iter_documents(item, text_field, layout, max_sentence_chars, errors)
+        return
+    if hasattr(source, "column_names") and hasattr(source, "features"):
+        texts = _dataset_texts(source, text_field)
+        if layout in ("auto", "document_per_row"):
+            yield from documents_from_texts(texts, max_sentence_chars, source="dataset")
+        else:
+            lines = (text or "" for text in texts)
+            yield from documents_from_lines(lines, layout, max_sentence_chars, source="dataset")
+        return
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"corpus file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        yield from documents_from_texts(_jsonl_texts(path, text_field, errors), max_sentence_chars, str(path))
+    elif suffix == ".parquet":
+        yield from documents_from_texts(_parquet_texts(path, text_field), max_sentence_chars, str(path))
+    else:
+        line_layout = "auto" if layout == "document_per_row" else layout
+        yield from documents_from_lines(_read_text_lines(path, errors), line_layout, max_sentence_chars, str(path))
+
+
+def load_documents(source: Any, **kwargs: Any) -> list[Document]:
+    """`iter_documents` collected into a list (the whole corpus in memory)."""
+    return list(iter_documents(source, **kwargs))
+
+
+def documents_to_dataset(documents: Iterable[Document]):
+    """A `datasets.Dataset` with one row per document and a `sentences` column (what `build_sop_dataset` takes)."""
+    import datasets
+
+    documents = list(documents)
+    if not documents:
+        raise ValueError("no documents to put in a dataset")
+    return datasets.Dataset.from_dict({"sentences": documents})
+
+
+# --- the embedded corpus: Python's own reference documentation, shipped with every CPython ---------------------
+
+_RST_UNDERLINE = re.compile(r"^([*=\-^~\"+#])\1{2,}$")
+_SAFE_DOC_MODULES = (
+    "argparse", "collections", "csv", "dataclasses", "datetime", "decimal", "difflib", "email", "fractions",
+    "functools", "heapq", "inspect", "itertools", "json", "logging", "os", "pathlib", "pickle", "random", "re",
+    "shutil", "statistics", "string", "subprocess", "tarfile", "tempfile", "textwrap", "threading", "typing",
+    "unittest", "zipfile",
+)
+
+
+def _prose_paragraphs(text: str) -> Iterator[str]:
+    """Paragraphs of running prose: drops headings, code samples, grammar productions and signature lists."""
+    for block in re.split(r"\n\s*\n", text):
+        lines = [line.strip() for line in block.splitlines() if line.strip()]
+        if not lines or (len(lines) >= 2 and _RST_UNDERLINE.match(lines[-1])):
+            continue  # empty, or a heading and its underline
+        paragraph = " ".join(lines)
+        letters = sum(ch.isalpha() or ch == " " for ch in paragraph)
+        is_code = lines[0].startswith((">>>", "...", "*", "+", "|", "-")) or "::=" in paragraph
+        if not is_code and paragraph.endswith((".", "!", "?")) and letters >= 0.8 * len(paragraph):
+            yield paragraph
+
+
+def _embedded_texts() -> list[str]:
+    try:
+        from pydoc_data.topics import topics
+
+        return [topics[name] for name in sorted(topics)]
+    except ImportError:  # some distributions strip pydoc_data; module docstrings are prose too
+        import importlib
+        import inspect
+
+        texts = []
+        for name in _SAFE_DOC_MODULES:
+            module = importlib.import_module(name)
+            docs = [inspect.getdoc(module) or ""]
+            docs += [inspect.getdoc(obj) or "" for _, obj in inspect.getmembers(module) if inspect.isclass(obj)]
+            texts.append("\n\n".join(docs))
+        return texts
+
+
+def load_embedded_corpus(min_sentences: int = 2) -> list[Document]:
+    """Real English prose with no network: the Python reference docs (`pydoc_data.topics`), one document per topic.
+
+    Falls back to standard-library docstrings when `pydoc_data` is missing. Documents with fewer than
+    `min_sentences` sentences are dropped (the SOP task needs sentence pairs).
+    """
+    documents = []
+    for text in _embedded_texts():
+        sentences = [s for p in _prose_paragraphs(text) for s in split_sentences(p) if len(s.split()) >= 3]
+        if len(sentences) >= min_sentences:
+            documents.append(sentences)
+    if not documents:
+        raise ValueError("the embedded corpus came out empty; pass a corpus explicitly")
+    logger.info("embedded corpus: %d documents, %d sentences", len(documents), sum(map(len, documents)))
+    return documents

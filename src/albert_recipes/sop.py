@@ -1,0 +1,230 @@
+"""Sentence-order prediction (SOP) examples, built as google-research/albert `create_pretraining_data.py` does.
+
+Per document: pick a target length (max_seq_length - 3, or with probability `short_seq_prob` a random one in
+[2, max]); fill a chunk with whole sentences until it reaches the target (or the document ends); cut the chunk at a
+random sentence boundary into A and B; with probability 0.5 swap them. Label 1 means swapped, 0 means original
+order, which is what `AlbertForPreTraining`'s `sentence_order_label` expects. A chunk of a single sentence has no
+boundary to cut at, so (as in the original) B is drawn from a random other document and the label is 1.
+Pairs too long are trimmed one token at a time from the longer side, randomly from its front or back.
+
+Determinism: each (document, dupe round) gets its own `random.Random` seeded from (seed, document index, round),
+so the examples do not depend on `num_proc`, batch size or process state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+Segments = list[list[int]]  # a tokenized document: token ids per sentence
+
+
+def truncate_seq_pair(tokens_a: list[int], tokens_b: list[int], max_num_tokens: int, rng: random.Random) -> None:
+    """Trim the longer of A and B, one token at a time from a random end, until they fit (in place)."""
+    while len(tokens_a) + len(tokens_b) > max_num_tokens:
+        longer = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
+        if rng.random() < 0.5:
+            del longer[0]
+        else:
+            longer.pop()
+
+
+def create_sop_instances(
+    document: Segments,
+    rng: random.Random,
+    max_seq_length: int,
+    short_seq_prob: float,
+    random_document: Callable[[random.Random], Segments],
+) -> list[tuple[list[int], list[int], int]]:
+    """(tokens_a, tokens_b, sentence_order_label) pairs from one tokenized document, before special tokens."""
+    max_num_tokens = max_seq_length - 3  # [CLS] A [SEP] B [SEP]
+    target_length = max_num_tokens
+    if rng.random() < short_seq_prob:
+        target_length = rng.randint(2, max_num_tokens)
+
+    instances = []
+    chunk: Segments = []
+    chunk_length = 0
+    i = 0
+    while i < len(document):
+        chunk.append(document[i])
+        chunk_length += len(document[i])
+        if i == len(document) - 1 or chunk_length >= target_length:
+            a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
+            tokens_a = [t for segment in chunk[:a_end] for t in segment]
+            if len(chunk) == 1:
+                # No sentence boundary to cut at: B comes from another document, as in the original.
+                other = random_document(rng)
+                tokens_b = []
+                for segment in other[rng.randint(0, len(other) - 1):]:
+                    tokens_b.extend(segment)
+                    if len(tokens_b) >= target_length - len(tokens_a):
+                        break
+                label = 1
+            else:
+                tokens_b = [t for segment in chunk[a_end:] for t in segment]
+                label = int(rng.random() < 0.5)
+                if label:
+                    tokens_a, tokens_b = tokens_b, tokens_a
+            truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
+            if tokens_a and tokens_b:
+                instances.append((tokens_a, tokens_b, label))
+            chunk, chunk_length = [], 0
+        i += 1
+    return instances
+
+
+def _document_rng(seed: int, document_index: int, dupe_round: int) -> random.Random:
+    # String seeds are hashed with SHA-512 by `random`, independent of PYTHONHASHSEED and of the process.
+    return random.Random(f"albert-sop:{seed}:{document_index}:{dupe_round}")
+
+
+def _example_id(seed: int, document_index: int, dupe_round: int, position: int) -> int:
+    digest = hashlib.blake2b(f"{seed}:{document_index}:{dupe_round}:{position}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1  # non-negative int64, a stable key for per-example masking
+
+
+def _pick_from(pool: Sequence[Segments], own_index: int) -> Callable[[random.Random], Segments]:
+    def pick(rng: random.Random) -> Segments:
+        # Like the original: up to 10 draws to find a different, non-empty document.
+        index = own_index
+        for _ in range(10):
+            index = rng.randint(0, len(pool) - 1)
+            if index != own_index and pool[index]:
+                break
+        return pool[index] if pool[index] else pool[own_index]
+
+    return pick
+
+
+class _DatasetPool(Sequence):
+    """Random access to the tokenized documents of a map-style dataset, read only when a draw needs one."""
+
+    def __init__(self, dataset: Any):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Segments:
+        return self.dataset[index]["segments"]
+
+
+def _tokenize_batch(batch: dict[str, list], tokenizer: Any, column: str) -> dict[str, list]:
+    documents = batch[column]
+    flat = [sentence for document in documents for sentence in document]
+    ids = tokenizer(
+        flat, add_special_tokens=False, return_attention_mask=False, return_token_type_ids=False, verbose=False
+    )
+    ids = iter(ids["input_ids"])
+    segments = [[s for s in (next(ids) for _ in document) if s] for document in documents]
+    return {"segments": segments}
+
+
+def _instances_batch(
+    batch: dict[str, list],
+    indices: list[int],
+    pool: Sequence[Segments] | None,
+    cls_id: int,
+    sep_id: int,
+    max_seq_length: int,
+    short_seq_prob: float,
+    dupe_factor: int,
+    seed: int,
+) -> dict[str, list]:
+    documents = batch["segments"]
+    out: dict[str, list] = {"input_ids": [], "token_type_ids": [], "sentence_order_label": [], "example_id": []}
+    for position, (document, index) in enumerate(zip(documents, indices)):
+        if not document:
+            continue
+        # A map-style dataset draws random documents from the whole corpus; a stream only from its current batch.
+        random_document = _pick_from(pool, index) if pool is not None else _pick_from(documents, position)
+        for dupe_round in range(dupe_factor):
+            rng = _document_rng(seed, index, dupe_round)
+            instances = create_sop_instances(document, rng, max_seq_length, short_seq_prob, random_document)
+            for k, (tokens_a, tokens_b, label) in enumerate(instances):
+                out["input_ids"].append([cls_id, *tokens_a, sep_id, *tokens_b, sep_id])
+                out["token_type_ids"].append([0] * (len(tokens_a) + 2) + [1] * (len(tokens_b) + 1))
+                out["sentence_order_label"].append(label)
+                out["example_id"].append(_example_id(seed, index, dupe_round, k))
+    return out
+
+
+def build_sop_dataset(
+    documents: Any,
+    tokenizer: Any,
+    max_seq_length: int = 128,
+    seed: int = 12345,
+    dupe_factor: int = 1,
+    short_seq_prob: float = 0.1,
+    num_proc: int | None = None,
+    shuffle: bool = True,
+    column: str = "sentences",
+    batch_size: int = 256,
+):
+    """SOP examples from documents (lists of sentences).
+
+    `documents`: a list of documents, a `datasets.Dataset` or an `IterableDataset` with a `column` of sentence
+    lists (see `albert_recipes.corpus.documents_to_dataset`). Returns a dataset (iterable for iterable input) with
+    `input_ids` ([CLS] A [SEP] B [SEP], unpadded), `token_type_ids`, `sentence_order_label` and `example_id` (a
+    stable key the masking collator seeds from). Map-style output is shuffled with `seed` unless `shuffle=False`,
+    like the original's final shuffle; shuffle a stream yourself with `IterableDataset.shuffle`.
+    """
+    import datasets
+
+    if max_seq_length < 5:
+        raise ValueError(f"max_seq_length={max_seq_length} must be at least 5 ([CLS] A [SEP] B [SEP])")
+    if dupe_factor < 1:
+        raise ValueError(f"dupe_factor={dupe_factor} must be >= 1")
+    if not 0.0 <= short_seq_prob <= 1.0:
+        raise ValueError(f"short_seq_prob={short_seq_prob} must be in [0, 1]")
+    if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
+        raise ValueError("the tokenizer needs [CLS] and [SEP] tokens (cls_token_id / sep_token_id are None)")
+    if isinstance(documents, list):
+        from .corpus import documents_to_dataset
+
+        documents = documents_to_dataset(documents)
+    if documents.column_names is not None and column not in documents.column_names:
+        raise ValueError(f"the documents dataset has no '{column}' column (found {documents.column_names})")
+    settings = dict(
+        cls_id=tokenizer.cls_token_id, sep_id=tokenizer.sep_token_id, max_seq_length=max_seq_length,
+        short_seq_prob=short_seq_prob, dupe_factor=dupe_factor, seed=seed,
+    )
+    other_columns = [c for c in (documents.column_names or []) if c != "segments"]
+
+    if isinstance(documents, datasets.IterableDataset):
+        tokenized = documents.map(
+            _tokenize_batch, batched=True, batch_size=batch_size, remove_columns=other_columns,
+            fn_kwargs={"tokenizer": tokenizer, "column": column},
+        )
+        return tokenized.map(
+            _instances_batch, batched=True, batch_size=batch_size, with_indices=True, remove_columns=["segments"],
+            fn_kwargs={"pool": None, **settings},
+        )
+
+    if len(documents) == 0:
+        raise ValueError("no documents: the corpus is empty")
+    map_args = dict(batched=True, batch_size=batch_size, num_proc=num_proc)
+    tokenized = documents.map(
+        _tokenize_batch, remove_columns=other_columns, fn_kwargs={"tokenizer": tokenizer, "column": column},
+        desc="SOP: tokenizing", **map_args,
+    )
+    examples = tokenized.map(
+        _instances_batch, with_indices=True, remove_columns=["segments"],
+        fn_kwargs={"pool": _DatasetPool(tokenized), **settings}, desc="SOP: building pairs", **map_args,
+    )
+    if len(examples) == 0:
+        raise ValueError(
+            f"no SOP examples from {len(documents)} documents: every document is empty after tokenization"
+        )
+    labels = examples["sentence_order_label"]
+    logger.info(
+        "built %d SOP examples from %d documents (dupe_factor=%d, %.1f%% swapped)",
+        len(examples), len(documents), dupe_factor, 100.0 * sum(labels) / len(labels),
+    )
+    return examples.shuffle(seed=seed).flatten_indices() if shuffle else examples
