@@ -2,7 +2,8 @@
 
 Importing the package registers `albert_recipes` with `AutoConfig` and every matching `AutoModel*` class, and marks
 the classes for `register_for_auto_class`, so `save_pretrained` writes `auto_map` and copies the two self-contained
-model files; such a folder loads with `trust_remote_code=True` where this package is not installed.
+model files; such a folder loads with `trust_remote_code=True` where this package is not installed. With PEFT
+installed, it also registers ALBERT's default LoRA target modules.
 """
 
 from transformers import (
@@ -17,6 +18,7 @@ from transformers import (
 )
 
 from .configuration_albert_recipes import PRESETS, AlbertRecipesConfig
+from .lora import register_peft_defaults
 from .modeling_albert_recipes import (
     AlbertRecipesForMaskedLM,
     AlbertRecipesForMultipleChoice,
@@ -51,6 +53,7 @@ def _register() -> None:
 
 
 _register()
+register_peft_defaults()  # LoraConfig(task_type=...) without target_modules works for albert_recipes (if peft is installed)
 
 __all__ = [
     "PRESETS",
