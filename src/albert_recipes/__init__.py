@@ -6,17 +6,9 @@ model files; such a folder loads with `trust_remote_code=True` where this packag
 installed, it also registers ALBERT's default LoRA target modules.
 """
 
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    AutoModelForMaskedLM,
-    AutoModelForMultipleChoice,
-    AutoModelForPreTraining,
-    AutoModelForQuestionAnswering,
-    AutoModelForSequenceClassification,
-    AutoModelForTokenClassification,
-)
+import transformers
 
+from . import modeling_albert_recipes
 from .configuration_albert_recipes import PRESETS, AlbertRecipesConfig
 from .lora import register_peft_defaults
 from .modeling_albert_recipes import (
@@ -33,38 +25,20 @@ from .modeling_albert_recipes import (
 
 __version__ = "0.1.0"
 
-AUTO_CLASSES = {
-    AutoModel: AlbertRecipesModel,
-    AutoModelForPreTraining: AlbertRecipesForPreTraining,
-    AutoModelForMaskedLM: AlbertRecipesForMaskedLM,
-    AutoModelForSequenceClassification: AlbertRecipesForSequenceClassification,
-    AutoModelForTokenClassification: AlbertRecipesForTokenClassification,
-    AutoModelForQuestionAnswering: AlbertRecipesForQuestionAnswering,
-    AutoModelForMultipleChoice: AlbertRecipesForMultipleChoice,
-}
-
 
 def _register() -> None:
-    AutoConfig.register(AlbertRecipesConfig.model_type, AlbertRecipesConfig, exist_ok=True)
+    """One source of truth: the modeling file's AUTO_MAP, also written into every saved config."""
+    transformers.AutoConfig.register(AlbertRecipesConfig.model_type, AlbertRecipesConfig, exist_ok=True)
     AlbertRecipesConfig.register_for_auto_class()
-    for auto_class, model_class in AUTO_CLASSES.items():
-        auto_class.register(AlbertRecipesConfig, model_class, exist_ok=True)
-        model_class.register_for_auto_class(auto_class.__name__)
+    for auto_name, target in modeling_albert_recipes.AUTO_MAP.items():
+        if auto_name == "AutoConfig":
+            continue
+        model_class = getattr(modeling_albert_recipes, target.rsplit(".", 1)[-1])
+        getattr(transformers, auto_name).register(AlbertRecipesConfig, model_class, exist_ok=True)
+        model_class.register_for_auto_class(auto_name)
 
 
 _register()
 register_peft_defaults()  # LoraConfig(task_type=...) without target_modules works for albert_recipes (if peft is installed)
 
-__all__ = [
-    "PRESETS",
-    "AlbertRecipesConfig",
-    "AlbertRecipesPreTrainedModel",
-    "AlbertRecipesModel",
-    "AlbertRecipesForPreTraining",
-    "AlbertRecipesForPreTrainingOutput",
-    "AlbertRecipesForMaskedLM",
-    "AlbertRecipesForSequenceClassification",
-    "AlbertRecipesForTokenClassification",
-    "AlbertRecipesForQuestionAnswering",
-    "AlbertRecipesForMultipleChoice",
-]
+__all__ = ["PRESETS", "AlbertRecipesConfig", "register_peft_defaults", *modeling_albert_recipes.__all__]
