@@ -1,0 +1,573 @@
+"""Fine-tune ALBERT with LoRA (PEFT) or in full: sequence classification (single sentences, pairs, regression),
+token classification, extractive question answering. A plain accelerate loop; runs alone or under
+`accelerate launch`.
+
+    python recipes/finetune_lora.py --config recipes/configs/finetune_lora/debug.yaml
+    accelerate launch recipes/finetune_lora.py --config recipes/configs/finetune_lora/sst2.yaml
+    accelerate launch --config_file recipes/accelerate_configs/cpu_2proc.yaml recipes/finetune_lora.py --config ...
+
+The base model is a pretrained folder (`model.name_or_path`, e.g. outputs/pretrain/small/final) or a random
+`model.preset` (with `model.tokenizer_path`, or a Unigram tokenizer trained on the task's text). Outputs under
+`output_dir`: `adapter/` (LoRA; loads with AutoPeftModelFor... after `import albert_recipes`) or `model/` (full),
+`base/` (the random-init base an adapter needs), optional `merged/` (adapter merged into the base; loads with
+plain AutoModelFor...), `predictions.jsonl`, `metrics.json`, `confusion_matrix.png`, `recipe_config.yaml`, `logs/`.
+ALBERT shares its layer across depth, so one LoRA adapter acts at every layer (see albert_recipes.lora).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import ProjectConfiguration, set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import (
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    DataCollatorForTokenClassification,
+    DataCollatorWithPadding,
+    default_data_collator,
+)
+
+import albert_recipes
+from albert_recipes import finetune_data, metrics, qa
+from albert_recipes.cli import ConfigError, config_to_dict, config_to_yaml, run_cli
+from albert_recipes.io_utils import atomic_directory, atomic_write_text
+from albert_recipes.lora import count_parameters, lora_config
+from albert_recipes.training import build_optimizer, warmup_linear_decay
+
+logger = logging.getLogger("finetune_lora")
+
+AUTO_MODELS = {
+    "sequence_classification": AutoModelForSequenceClassification,
+    "token_classification": AutoModelForTokenClassification,
+    "question_answering": AutoModelForQuestionAnswering,
+}
+PEFT_TASK_TYPES = {"sequence_classification": "SEQ_CLS", "token_classification": "TOKEN_CLS",
+                   "question_answering": "QUESTION_ANS"}
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = field(default="", metadata={"help": "pretrained model folder or Hub id (e.g. "
+                              "outputs/pretrain/small/final); empty: random init from model.preset"})
+    preset: str = field(default="", metadata={"help": "random-init size (tiny, base, ...) when no name_or_path"})
+    config_overrides: dict = field(default_factory=dict, metadata={"help": "AlbertRecipesConfig fields over the "
+                                   "preset, e.g. {hidden_size: 64}"})
+    tokenizer_path: str = field(default="", metadata={"help": "tokenizer folder; default: name_or_path's, or for a "
+                                "preset a Unigram tokenizer trained on the training text"})
+    tokenizer_vocab_size: int = field(default=2000, metadata={"help": "vocab size when training that tokenizer"})
+
+
+@dataclass
+class DataConfig:
+    task: Literal["sequence_classification", "token_classification", "question_answering"] = field(
+        default="sequence_classification", metadata={"help": "what to fine-tune for"})
+    train_file: str = field(default="", metadata={"help": ".csv/.tsv/.json/.jsonl training file"})
+    validation_file: str = field(default="", metadata={"help": "same for evaluation"})
+    dataset_name: str = field(default="", metadata={"help": "datasets.load_dataset name when no files are given"})
+    dataset_config: str = field(default="", metadata={"help": "its configuration name"})
+    train_split: str = field(default="train", metadata={"help": "split of dataset_name to train on"})
+    validation_split: str = field(default="validation", metadata={"help": "split of dataset_name to evaluate on"})
+    synthetic_examples: int = field(default=0, metadata={"help": "N > 0: train on N generated examples of the "
+                                    "task (and evaluate on N/4 more) instead of files; for smoke tests"})
+    text_column: str = field(default="sentence", metadata={"help": "text (first sentence) column"})
+    text_pair_column: str = field(default="", metadata={"help": "second sentence column for pair tasks"})
+    label_column: str = field(default="label", metadata={"help": "label column (ids, names, or numbers)"})
+    tokens_column: str = field(default="tokens", metadata={"help": "word list column (token classification)"})
+    tags_column: str = field(default="tags", metadata={"help": "IOB2 tag list column (token classification)"})
+    id_column: str = field(default="id", metadata={"help": "example id column (QA)"})
+    question_column: str = field(default="question", metadata={"help": "question column (QA)"})
+    context_column: str = field(default="context", metadata={"help": "context column (QA)"})
+    answers_column: str = field(default="answers", metadata={"help": "SQuAD-format answers column (QA)"})
+    label_names: list[str] = field(default_factory=list, metadata={"help": "class or tag names in id order; "
+                                   "default: the sorted string labels of the training data"})
+    num_labels: int = field(default=0, metadata={"help": "number of classes (0: from label_names or the data)"})
+    regression: bool = field(default=False, metadata={"help": "sequence regression (float labels, MSE loss)"})
+    max_length: int = field(default=128, metadata={"help": "max tokens per input (QA: per window)"})
+    doc_stride: int = field(default=32, metadata={"help": "QA: tokens shared by neighbouring context windows"})
+    max_train_samples: int = field(default=0, metadata={"help": "use only the first N training examples (0: all)"})
+    max_eval_samples: int = field(default=0, metadata={"help": "use only the first N evaluation examples (0: all)"})
+
+
+@dataclass
+class FinetuneConfig:
+    mode: Literal["lora", "full"] = field(default="lora", metadata={"help": "LoRA adapter, or update every weight"})
+    save_merged: bool = field(default=False, metadata={"help": "also save the adapter merged into the base"})
+
+
+@dataclass
+class LoraSection:
+    r: int = field(default=8, metadata={"help": "LoRA rank"})
+    alpha: float = field(default=16.0, metadata={"help": "LoRA scale numerator (update = alpha/r * B A)"})
+    dropout: float = field(default=0.1, metadata={"help": "dropout on the LoRA input"})
+    target_modules: list[str] = field(default_factory=list, metadata={"help": "module name suffixes to adapt; "
+                                      "empty: albert_recipes.lora.DEFAULT_TARGET_MODULES"})
+    modules_to_save: list[str] = field(default_factory=list, metadata={"help": "extra modules trained in full "
+                                       "and saved with the adapter (the task head always is)"})
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = field(default=3, metadata={"help": "passes over the training data"})
+    max_steps: int = field(default=0, metadata={"help": "stop after this many optimizer steps (0: epochs decide)"})
+    batch_size: int = field(default=32, metadata={"help": "per-process training batch size"})
+    eval_batch_size: int = field(default=64, metadata={"help": "per-process evaluation batch size"})
+    lr: float = field(default=5e-4, metadata={"help": "peak learning rate (LoRA wants ~10x a full fine-tune's)"})
+    optimizer: Literal["adamw", "lamb"] = field(default="adamw", metadata={"help": "optimizer"})
+    weight_decay: float = field(default=0.01, metadata={"help": "decoupled weight decay (not on bias/LayerNorm)"})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "fraction of steps with linear warmup"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "clip the global gradient norm"})
+    mixed_precision: Literal["no", "fp16", "bf16"] = field(default="no", metadata={"help": "autocast dtype"})
+    seed: int = field(default=42, metadata={"help": "seed for init, shuffling and dropout"})
+    torch_threads: int = field(default=0, metadata={"help": "CPU threads per process (0: torch's default); 1 is "
+                               "fastest for tiny debug models and on busy machines"})
+    log_every: int = field(default=20, metadata={"help": "log the training loss every N steps"})
+
+
+@dataclass
+class QAConfig:
+    n_best_size: int = field(default=20, metadata={"help": "start/end candidates per window"})
+    max_answer_length: int = field(default=30, metadata={"help": "longest answer span in tokens"})
+    version_2_with_negative: bool = field(default=False, metadata={"help": "allow unanswerable questions (SQuAD v2)"})
+    null_score_diff_threshold: float = field(default=0.0, metadata={"help": "answer '' when the null score beats "
+                                             "the best span's by more than this"})
+
+
+@dataclass
+class HubConfig:
+    push_to_hub: bool = field(default=False, metadata={"help": "upload the export (merged model if saved, else "
+                              "the adapter or full model) after training"})
+    repo_id: str | None = field(default=None, metadata={"help": "namespace/name on the Hub"})
+    private: bool = field(default=True, metadata={"help": "create the repository private"})
+    revision: str | None = field(default=None, metadata={"help": "branch to push to (default main)"})
+
+
+@dataclass
+class FinetuneLoraConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    lora: LoraSection = field(default_factory=LoraSection)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    qa: QAConfig = field(default_factory=QAConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
+    output_dir: str = field(default="outputs/finetune/debug", metadata={"help": "where every output goes"})
+
+    def validate(self) -> None:
+        if bool(self.model.name_or_path) == bool(self.model.preset):
+            raise ConfigError("set exactly one of model.name_or_path (pretrained) and model.preset (random init)")
+        if self.model.preset and self.model.preset not in albert_recipes.PRESETS:
+            raise ConfigError(f"model.preset={self.model.preset!r} is unknown; "
+                              f"choose one of {sorted(albert_recipes.PRESETS)}")
+        sources = [bool(self.data.train_file), bool(self.data.dataset_name), self.data.synthetic_examples > 0]
+        if sum(sources) != 1:
+            raise ConfigError("set exactly one data source: data.train_file (+ validation_file), data.dataset_name, "
+                              "or data.synthetic_examples")
+        if self.data.train_file and not self.data.validation_file:
+            raise ConfigError("data.validation_file is required with data.train_file (metrics need held-out data)")
+        if self.data.regression and self.data.task != "sequence_classification":
+            raise ConfigError("data.regression applies to task sequence_classification only")
+        if self.data.task == "question_answering" and not 0 <= self.data.doc_stride < self.data.max_length // 2:
+            raise ConfigError(f"data.doc_stride={self.data.doc_stride} must be in [0, max_length/2)")
+        for name in ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps", "log_every"):
+            if getattr(self.train, name) < 1:
+                raise ConfigError(f"train.{name}={getattr(self.train, name)} must be at least 1")
+        if not self.train.lr > 0:
+            raise ConfigError(f"train.lr={self.train.lr} must be positive")
+        if not 0 <= self.train.warmup_ratio < 1:
+            raise ConfigError(f"train.warmup_ratio={self.train.warmup_ratio} must be in [0, 1)")
+        if self.hub.push_to_hub and not self.hub.repo_id:
+            raise ConfigError("hub.push_to_hub needs hub.repo_id")
+
+
+# ---------------------------------------------------------------- data
+
+
+def _columns(data: DataConfig) -> dict[str, str | None]:
+    if data.task == "sequence_classification":
+        return {"text": data.text_column, "text_pair": data.text_pair_column or None, "label": data.label_column}
+    if data.task == "token_classification":
+        return {"tokens": data.tokens_column, "tags": data.tags_column}
+    return {"id": data.id_column, "question": data.question_column, "context": data.context_column,
+            "answers": data.answers_column}
+
+
+def load_raw_splits(data: DataConfig, seed: int):
+    """(train, eval) datasets in canonical columns, truncated to max_*_samples, before any label checks."""
+    import datasets
+
+    if data.synthetic_examples:
+        train = datasets.Dataset.from_list(finetune_data.synthetic_examples(data.task, data.synthetic_examples, seed))
+        evaluation = datasets.Dataset.from_list(
+            finetune_data.synthetic_examples(data.task, max(data.synthetic_examples // 4, 8), seed + 1))
+        names = (f"synthetic {data.task} train", f"synthetic {data.task} eval")
+    else:
+        dataset_config = data.dataset_config or None
+        train = finetune_data.load_split(data.train_file, data.dataset_name, dataset_config, data.train_split)
+        evaluation = finetune_data.load_split(data.validation_file, data.dataset_name, dataset_config,
+                                              data.validation_split)
+        names = (data.train_file or f"{data.dataset_name}[{data.train_split}]",
+                 data.validation_file or f"{data.dataset_name}[{data.validation_split}]")
+        train = finetune_data.require_columns(train, _columns(data), names[0])
+        evaluation = finetune_data.require_columns(evaluation, _columns(data), names[1])
+    if data.max_train_samples:
+        train = train.select(range(min(data.max_train_samples, len(train))))
+    if data.max_eval_samples:
+        evaluation = evaluation.select(range(min(data.max_eval_samples, len(evaluation))))
+    return train, evaluation, names
+
+
+def encode_labels(train, evaluation, names, data: DataConfig, qa_cfg: QAConfig):
+    """Labels to ids and checks, on both splits; returns (train, eval, label_names, num_labels)."""
+    if data.task == "question_answering":
+        for split, name in ((train, names[0]), (evaluation, names[1])):
+            try:
+                qa.validate_qa_examples(split)
+            except ValueError as err:
+                raise ValueError(f"{name}: {err}") from None
+            if not qa_cfg.version_2_with_negative and any(not a["text"] for a in split["answers"]):
+                raise ValueError(f"{name} has unanswerable questions (empty answers); set "
+                                 "qa.version_2_with_negative=true for SQuAD v2-style data")
+        return train, evaluation, [], 2
+    if data.regression:
+        return (finetune_data.encode_regression_labels(train, names[0]),
+                finetune_data.encode_regression_labels(evaluation, names[1]), [], 1)
+    if data.task == "token_classification":
+        label_names = finetune_data.infer_label_names([t for tags in train["tags"] for t in tags], data.label_names)
+        if not label_names:
+            raise ValueError("token classification needs tag names for entity F1: use IOB2 strings as tags or set "
+                             "data.label_names")
+        return (finetune_data.encode_tag_sequences(train, label_names, names[0]),
+                finetune_data.encode_tag_sequences(evaluation, label_names, names[1]), label_names, len(label_names))
+    label_names = finetune_data.infer_label_names(train["label"], data.label_names)
+    num_labels = data.num_labels or len(label_names)
+    if not num_labels:
+        num_labels = max(int(v) for v in train["label"]) + 1
+    if label_names and len(label_names) != num_labels:
+        raise ValueError(f"data.num_labels={num_labels} but there are {len(label_names)} label names {label_names}")
+    if num_labels < 2:
+        raise ValueError(f"classification needs at least 2 labels, got num_labels={num_labels} "
+                         "(set data.regression=true for a numeric target)")
+    label_names = label_names or [str(i) for i in range(num_labels)]
+    return (finetune_data.encode_class_labels(train, label_names, num_labels, names[0]),
+            finetune_data.encode_class_labels(evaluation, label_names, num_labels, names[1]), label_names, num_labels)
+
+
+def training_texts(train, task: str):
+    if task == "sequence_classification":
+        return [t for row in train for t in (row["text"], row.get("text_pair")) if t]
+    if task == "token_classification":
+        return [" ".join(tokens) for tokens in train["tokens"]]
+    return [t for row in train for t in (row["question"], row["context"])]
+
+
+# ---------------------------------------------------------------- model
+
+
+def load_tokenizer(cfg: FinetuneLoraConfig, train):
+    if cfg.model.tokenizer_path or cfg.model.name_or_path:
+        return AutoTokenizer.from_pretrained(cfg.model.tokenizer_path or cfg.model.name_or_path)
+    from albert_recipes.tokenization import train_unigram_tokenizer
+
+    logger.info("no tokenizer given: training a %d-piece Unigram tokenizer on the training text",
+                cfg.model.tokenizer_vocab_size)
+    return train_unigram_tokenizer(training_texts(train, cfg.data.task), vocab_size=cfg.model.tokenizer_vocab_size,
+                                   model_max_length=cfg.data.max_length, show_progress=False)
+
+
+def build_model(cfg: FinetuneLoraConfig, tokenizer, label_names: list[str], num_labels: int):
+    head: dict[str, Any] = {"num_labels": num_labels}
+    if label_names:
+        head["id2label"] = dict(enumerate(label_names))
+        head["label2id"] = {name: i for i, name in enumerate(label_names)}
+    if cfg.data.regression:
+        head["problem_type"] = "regression"
+    auto_model = AUTO_MODELS[cfg.data.task]
+    if cfg.model.name_or_path:
+        model = auto_model.from_pretrained(cfg.model.name_or_path, **head)
+    else:
+        config = albert_recipes.AlbertRecipesConfig.from_preset(
+            cfg.model.preset, **{"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
+                                 **cfg.model.config_overrides, **head})
+        model = auto_model.from_config(config)
+    if len(tokenizer) > model.config.vocab_size:
+        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model only {model.config.vocab_size} "
+                         "embeddings; use the tokenizer the model was pretrained with")
+    if cfg.data.max_length > model.config.max_position_embeddings:
+        raise ValueError(f"data.max_length={cfg.data.max_length} exceeds the model's max_position_embeddings="
+                         f"{model.config.max_position_embeddings}")
+    return model
+
+
+def encode_splits(cfg: FinetuneLoraConfig, tokenizer, train, evaluation):
+    """(train features, eval features fed to the model, eval features with QA offsets, collator)."""
+    data = cfg.data
+    if data.task == "question_answering":
+        train_features = qa.build_train_features(train, tokenizer, data.max_length, data.doc_stride)
+        eval_features = qa.build_eval_features(evaluation, tokenizer, data.max_length, data.doc_stride)
+        return (train_features, eval_features.remove_columns(["example_id", "offset_mapping"]), eval_features,
+                default_data_collator)
+    if data.task == "token_classification":
+        encode, collator = finetune_data.tokenize_token_classification, DataCollatorForTokenClassification(tokenizer)
+    else:
+        encode, collator = finetune_data.tokenize_classification, DataCollatorWithPadding(tokenizer)
+    eval_features = encode(evaluation, tokenizer, data.max_length)
+    return encode(train, tokenizer, data.max_length), eval_features, eval_features, collator
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def predict(model, loader, accelerator: Accelerator, task: str) -> dict[str, list]:
+    """Model outputs on the whole eval set in dataset order, gathered from every process."""
+    model.eval()
+    out: dict[str, list] = {"predictions": [], "labels": [], "start_logits": [], "end_logits": []}
+    for batch in tqdm(loader, desc="eval", leave=False, disable=not accelerator.is_main_process):
+        outputs = model(**batch)
+        if task == "question_answering":
+            starts, ends = accelerator.gather_for_metrics((outputs.start_logits, outputs.end_logits))
+            out["start_logits"].extend(starts.float().cpu().numpy())
+            out["end_logits"].extend(ends.float().cpu().numpy())
+        elif task == "token_classification":
+            # batches differ in length across processes: pad before gathering, drop -100 positions after
+            logits = accelerator.pad_across_processes(outputs.logits, dim=1)
+            labels = accelerator.pad_across_processes(batch["labels"], dim=1, pad_index=-100)
+            logits, labels = accelerator.gather_for_metrics((logits, labels))
+            for row_logits, row_labels in zip(logits.argmax(-1).cpu(), labels.cpu()):
+                keep = row_labels != -100
+                out["predictions"].append(row_logits[keep].tolist())
+                out["labels"].append(row_labels[keep].tolist())
+        else:
+            logits, labels = accelerator.gather_for_metrics((outputs.logits, batch["labels"]))
+            out["predictions"].extend(logits.float().cpu().numpy())
+            out["labels"].extend(labels.cpu().numpy())
+    model.train()
+    return out
+
+
+def score(outputs: dict[str, list], cfg: FinetuneLoraConfig, evaluation, eval_features, label_names):
+    """(metrics, prediction rows for predictions.jsonl, confusion matrix or None)."""
+    task = cfg.data.task
+    if task == "question_answering":
+        answers, nbest = qa.postprocess_qa_predictions(
+            evaluation, eval_features, outputs["start_logits"], outputs["end_logits"], cfg.qa.n_best_size,
+            cfg.qa.max_answer_length, cfg.qa.version_2_with_negative, cfg.qa.null_score_diff_threshold)
+        scores = metrics.squad_metrics(
+            [{"id": i, "prediction_text": text} for i, text in answers.items()],
+            [{"id": row["id"], "answers": row["answers"]} for row in evaluation])
+        rows = [{"id": row["id"], "question": row["question"], "prediction_text": answers[row["id"]],
+                 "answers": row["answers"]["text"],
+                 "nbest": [{"text": c["text"], "probability": c["probability"]} for c in nbest[row["id"]][:5]]}
+                for row in evaluation]
+        return scores, rows, None
+    if task == "token_classification":
+        predicted = [[label_names[i] for i in row] for row in outputs["predictions"]]
+        gold = [[label_names[i] for i in row] for row in outputs["labels"]]
+        scores = metrics.entity_metrics(predicted, gold)
+        matrix = metrics.confusion_matrix(np.concatenate(outputs["predictions"]).astype(int),
+                                          np.concatenate(outputs["labels"]).astype(int), len(label_names))
+        rows = [{"tokens": row["tokens"][: len(p)], "tags": g, "predicted_tags": p}
+                for row, p, g in zip(evaluation, predicted, gold)]
+        return scores, rows, matrix
+    logits, labels = np.stack(outputs["predictions"]), np.asarray(outputs["labels"])
+    if cfg.data.regression:
+        predictions = logits[:, 0]
+        rows = [{"text": row["text"], **({"text_pair": row["text_pair"]} if "text_pair" in row else {}),
+                 "label": float(label), "prediction": float(p)}
+                for row, label, p in zip(evaluation, labels, predictions)]
+        return metrics.regression_metrics(predictions.tolist(), labels.tolist()), rows, None
+    predictions = logits.argmax(-1)
+    probabilities = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+    rows = [{"text": row["text"], **({"text_pair": row["text_pair"]} if "text_pair" in row else {}),
+             "label": label_names[label], "prediction": label_names[p],
+             "probabilities": [round(float(x), 5) for x in probs]}
+            for row, label, p, probs in zip(evaluation, labels, predictions, probabilities)]
+    scores = metrics.classification_metrics(predictions.tolist(), labels.tolist(), len(label_names))
+    return scores, rows, metrics.confusion_matrix(predictions, labels, len(label_names))
+
+
+# ---------------------------------------------------------------- saving
+
+
+def _flat_hparams(values: dict, prefix: str = "") -> dict:
+    """TensorBoard hparams take scalars only: flatten sections and turn lists/None into strings."""
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and key != "config_overrides":
+            flat.update(_flat_hparams(value, f"{prefix}{key}/"))
+        else:
+            flat[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return flat
+
+
+def save_folder(path: Path, write, tokenizer, config_yaml: str, metrics_json: str) -> Path:
+    """One export folder, written atomically with the tokenizer, merged config and metrics beside the weights."""
+    with atomic_directory(path) as tmp:
+        write(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "recipe_config.yaml").write_text(config_yaml, encoding="utf-8")
+        (tmp / "metrics.json").write_text(metrics_json, encoding="utf-8")
+    return path
+
+
+def main(cfg: FinetuneLoraConfig) -> dict:
+    # ---- parse -> setup
+    output_dir = Path(cfg.output_dir)
+    # accelerate sets up no process group for launched CPU-only workers unless told to use the CPU
+    launched_processes = int(os.environ.get("WORLD_SIZE", "1"))
+    accelerator = Accelerator(
+        cpu=launched_processes > 1 and not torch.cuda.is_available(),
+        gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
+        mixed_precision=cfg.train.mixed_precision,
+        log_with="tensorboard",
+        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
+    )
+    if accelerator.num_processes != launched_processes:
+        raise ConfigError(f"launched {launched_processes} processes but accelerate joined {accelerator.num_processes}; "
+                          "for CPU workers set ACCELERATE_USE_CPU=true")
+    logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config_yaml = config_to_yaml(cfg)
+    if accelerator.is_main_process:
+        print(config_yaml)
+    set_seed(cfg.train.seed)
+    if cfg.train.torch_threads:
+        torch.set_num_threads(cfg.train.torch_threads)
+    task = cfg.data.task
+
+    # every data problem surfaces here, before a model is built or anything is written
+    train_raw, eval_raw, names = load_raw_splits(cfg.data, cfg.train.seed)
+    train_raw, eval_raw, label_names, num_labels = encode_labels(train_raw, eval_raw, names, cfg.data, cfg.qa)
+    logger.info("%s: %d training and %d evaluation examples from %s / %s", task, len(train_raw), len(eval_raw), *names)
+
+    tokenizer = load_tokenizer(cfg, train_raw)
+    model = build_model(cfg, tokenizer, label_names, num_labels)
+    base_state = None
+    if cfg.finetune.mode == "lora":
+        from peft import get_peft_model
+
+        if not cfg.model.name_or_path:  # the adapter needs its random base saved beside it to be reloadable
+            base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        peft_config = lora_config(PEFT_TASK_TYPES[task], cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout,
+                                  cfg.lora.target_modules, cfg.lora.modules_to_save)
+        model = get_peft_model(model, peft_config)
+    trainable, total = count_parameters(model)
+    logger.info("%s fine-tuning: %s of %s parameters trainable (%.2f%%)", cfg.finetune.mode, f"{trainable:,}",
+                f"{total:,}", 100 * trainable / total)
+
+    with accelerator.main_process_first():
+        train_features, eval_inputs, eval_features, collator = encode_splits(cfg, tokenizer, train_raw, eval_raw)
+    train_loader = DataLoader(train_features, batch_size=cfg.train.batch_size, shuffle=True, collate_fn=collator)
+    eval_loader = DataLoader(eval_inputs, batch_size=cfg.train.eval_batch_size, collate_fn=collator)
+    optimizer = build_optimizer(model, cfg.train.optimizer, cfg.train.lr, cfg.train.weight_decay)
+    model, optimizer, train_loader, eval_loader = accelerator.prepare(model, optimizer, train_loader, eval_loader)
+    # the prepared loader is this process's shard, so this counts steps as every process takes them
+    steps_per_epoch = math.ceil(len(train_loader) / cfg.train.gradient_accumulation_steps)
+    total_steps = min(cfg.train.max_steps or math.inf, cfg.train.epochs * steps_per_epoch)
+    scheduler = warmup_linear_decay(optimizer, int(cfg.train.warmup_ratio * total_steps), total_steps)
+    accelerator.init_trackers("finetune_lora", config=_flat_hparams(config_to_dict(cfg)))
+
+    # ---- train
+    step, epoch_seconds, history, running = 0, [], [], []
+    progress = tqdm(total=total_steps, desc=f"{task} ({cfg.finetune.mode})", disable=not accelerator.is_main_process)
+    model.train()
+    for epoch in range(cfg.train.epochs):
+        start = time.perf_counter()
+        for batch in train_loader:
+            with accelerator.accumulate(model):
+                loss = model(**batch).loss
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            running.append(loss.detach().float())
+            if not accelerator.sync_gradients:
+                continue
+            scheduler.step()
+            step += 1
+            progress.update(1)
+            if step % cfg.train.log_every == 0 or step == total_steps:
+                mean_loss = accelerator.gather(torch.stack(running).mean()).mean().item()
+                running = []
+                accelerator.log({"train/loss": mean_loss, "train/lr": scheduler.get_last_lr()[0]}, step=step)
+                progress.set_postfix(loss=f"{mean_loss:.4f}")
+            if step >= total_steps:
+                break
+        epoch_seconds.append(time.perf_counter() - start)
+        outputs = predict(model, eval_loader, accelerator, task)
+        scores, rows, matrix = score(outputs, cfg, eval_raw, eval_features, label_names)
+        accelerator.log({f"eval/{k}": v for k, v in scores.items()}, step=step)
+        history.append({"epoch": epoch + 1, "step": step, **scores})
+        logger.info("epoch %d (%.1fs): %s", epoch + 1, epoch_seconds[-1],
+                    ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
+        if step >= total_steps:
+            break
+    progress.close()
+
+    # ---- save
+    result = {
+        "task": task, "mode": cfg.finetune.mode, "eval": scores, "history": history,
+        "parameters": {"trainable": trainable, "total": total},
+        "train": {"examples": len(train_raw), "steps": step, "seconds_per_epoch": epoch_seconds},
+        "eval_examples": len(eval_raw), "label_names": label_names,
+    }
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    if not accelerator.is_main_process:
+        return result
+    metrics_json = json.dumps(result, indent=2) + "\n"
+    unwrapped = accelerator.unwrap_model(model)
+    folders = {}
+    if cfg.finetune.mode == "lora":
+        if base_state is not None:
+            base = type(unwrapped.get_base_model())(unwrapped.get_base_model().config)
+            base.load_state_dict(base_state)
+            folders["base"] = save_folder(output_dir / "base", base.save_pretrained, tokenizer, config_yaml,
+                                          metrics_json)
+            unwrapped.peft_config["default"].base_model_name_or_path = str(folders["base"].resolve())
+        elif Path(cfg.model.name_or_path).is_dir():  # a local base: reloadable from any working directory
+            unwrapped.peft_config["default"].base_model_name_or_path = str(Path(cfg.model.name_or_path).resolve())
+        folders["adapter"] = save_folder(output_dir / "adapter", unwrapped.save_pretrained, tokenizer, config_yaml,
+                                         metrics_json)
+        if cfg.finetune.save_merged:
+            merged = unwrapped.merge_and_unload()
+            folders["merged"] = save_folder(output_dir / "merged", merged.save_pretrained, tokenizer, config_yaml,
+                                            metrics_json)
+    else:
+        folders["model"] = save_folder(output_dir / "model", unwrapped.save_pretrained, tokenizer, config_yaml,
+                                       metrics_json)
+    atomic_write_text(output_dir / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    atomic_write_text(output_dir / "metrics.json", metrics_json)
+    atomic_write_text(output_dir / "recipe_config.yaml", config_yaml)
+    if matrix is not None:
+        metrics.plot_confusion_matrix(matrix, label_names, output_dir / "confusion_matrix.png")
+    logger.info("saved %s under %s", ", ".join(folders), output_dir)
+
+    if cfg.hub.push_to_hub:
+        from albert_recipes import hub
+
+        export = folders.get("merged") or folders.get("adapter") or folders["model"]
+        hub_base = cfg.model.name_or_path if not Path(cfg.model.name_or_path or ".").exists() else None
+        hub.write_model_card(export, base_model=hub_base, metrics=scores, training_config=config_to_dict(cfg))
+        hub.push_folder_to_hub(export, cfg.hub.repo_id, private=cfg.hub.private, revision=cfg.hub.revision)
+    return {**result, "folders": {k: str(v) for k, v in folders.items()}}
+
+
+if __name__ == "__main__":
+    run_cli(main, FinetuneLoraConfig, __doc__)
