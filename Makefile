@@ -17,8 +17,10 @@ $(STAMP): setup.cfg pyproject.toml
 setup: $(STAMP)
 
 # The main job: ALBERT pretraining (MLM + SOP) on the embedded corpus; no network, no downloads.
+# train.resume=true: a second `make pretrain` continues from (or re-exports) the newest complete checkpoint.
 pretrain: setup
-	$(VENV)/bin/accelerate launch --num_processes 1 --cpu recipes/pretrain.py --config recipes/configs/pretrain/tiny.yaml
+	$(VENV)/bin/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
+		recipes/pretrain.py --config recipes/configs/pretrain/tiny.yaml train.resume=true
 
 test: setup
 	$(PY) -m pytest -q tests

@@ -1,0 +1,249 @@
+"""The pretraining recipe end to end: learning, export, 1-vs-2-process equivalence, exact resume, bad input.
+
+Budget: every run is a toy ALBERT (hidden 32) for a handful of steps; subprocesses are used only where a real
+process boundary is the point (accelerate launch with 2 gloo processes, SIGKILL, the CLI's exit status).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from accelerate.state import AcceleratorState, GradientState
+from safetensors.torch import load_file
+
+from albert_recipes.checkpointing import COMPLETE_MARKER, checkpoint_step, find_latest_checkpoint
+from albert_recipes.cli import ConfigError, build_config, parse_recipe_args
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "pretrain.py"
+DEBUG_YAML = ROOT / "recipes" / "configs" / "pretrain" / "debug.yaml"
+CPU_2PROC = ROOT / "recipes" / "accelerate_configs" / "cpu_2proc.yaml"
+TOY = [
+    "model.embedding_size=16", "model.hidden_size=32", "model.num_attention_heads=2", "model.intermediate_size=64",
+    "data.max_seq_length=32", "data.max_predictions_per_seq=5", "train.report_to=none", "train.log_every=1",
+    "train.eval_every=0", "train.eval_max_examples=16", "train.batch_size=8", "train.warmup_steps=1",
+]
+
+
+def load_recipe():
+    spec = importlib.util.spec_from_file_location("pretrain_recipe", RECIPE)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # the config dataclasses resolve their annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+recipe = load_recipe()
+
+
+def run_main(cfg) -> dict:
+    """`main(cfg)` in this process, with accelerate's process-wide singletons reset around it."""
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    try:
+        return recipe.main(cfg)
+    finally:
+        AcceleratorState._reset_state(True)
+        GradientState._reset_state()
+
+
+def run(overrides: list[str]) -> dict:
+    return run_main(build_config(recipe.PretrainConfig, DEBUG_YAML, overrides))
+
+
+def run_subprocess(args: list[str], launcher: list[str] | None = None, timeout: int = 240):
+    command = (launcher or [sys.executable]) + [str(RECIPE), "--config", str(DEBUG_YAML), *args]
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def final_weights(output_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(output_dir / "final" / "model.safetensors")
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tiny_tokenizer) -> str:
+    return tiny_tokenizer.name_or_path
+
+
+def test_debug_config_learns_checkpoints_and_exports(tmp_path):
+    from transformers import AutoModel, AutoModelForPreTraining, AutoTokenizer
+
+    out = tmp_path / "debug"
+    metrics = run([f"output_dir={out}", "train.max_steps=24", "train.save_every=12", "train.eval_every=12",
+                   "train.log_every=4", "train.eval_max_examples=32"])
+
+    train_losses = [h["train/mlm_loss"] + h["train/sop_loss"] for h in metrics["history"] if "train/mlm_loss" in h]
+    assert train_losses[-1] < train_losses[0] - 0.3, train_losses
+    assert [h["step"] for h in metrics["history"] if "eval/mlm_loss" in h] == [12, 24]
+    assert 0.0 <= metrics["eval/mlm_accuracy"] <= 1.0 and metrics["train/tokens_per_s"] > 0
+
+    checkpoint = find_latest_checkpoint(out / "checkpoints")
+    assert checkpoint.name == "step-00000024" and checkpoint_step(checkpoint) == 24
+    names = {p.name for p in checkpoint.iterdir()}
+    expected = {COMPLETE_MARKER, "model.safetensors", "optimizer.bin", "random_states_0.pkl",
+                "custom_checkpoint_0.pkl", "recipe_config.yaml", "history.json"}
+    assert expected <= names, names
+    assert "max_steps: 24" in (checkpoint / "recipe_config.yaml").read_text()
+    assert list((out / "logs").rglob("events.out.tfevents*")), "no TensorBoard events"
+    (hparams,) = (out / "logs").rglob("hparams.yml")  # the merged config, flattened, as the tracker received it
+    assert "train.max_steps: 24" in hparams.read_text()
+
+    final = out / "final"
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "recipe_config.yaml", "metrics.json",
+                 "curves.png", "modeling_albert_recipes.py", "configuration_albert_recipes.py"):
+        assert (final / name).is_file(), name
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "temporary folders left behind"
+    model = AutoModel.from_pretrained(final)
+    assert type(model).__name__ == "AlbertRecipesModel"
+    pretraining = AutoModelForPreTraining.from_pretrained(final)
+    trained = final_weights(out)
+    for name, param in pretraining.state_dict().items():
+        if name in trained:
+            assert torch.equal(param, trained[name]), name
+    tokenizer = AutoTokenizer.from_pretrained(final)
+    with torch.no_grad():
+        logits = pretraining(**tokenizer("The tuple is an immutable sequence.", return_tensors="pt")).prediction_logits
+    assert logits.shape[-1] == len(tokenizer)
+
+
+def test_two_processes_match_one_process_with_double_accumulation(tmp_path, tokenizer_dir):
+    """Global batch 8 as 2 gloo processes (`accelerate launch` with the shipped cpu_2proc.yaml) x 1 micro-batch
+    of 4, and as 1 process x 2 accumulated micro-batches of 4.
+
+    `GlobalBatchSampler` gives both the same global batches (micro-batch j = accumulation_step * processes + rank),
+    the masks come from (seed, epoch, example_id), and DDP's gradient mean equals accelerate's accumulation mean,
+    so the parameters must agree up to float summation order. Dropout is off (the SOP head has 0.1 by default):
+    each process draws its own masks."""
+    common = TOY + [f"data.tokenizer={tokenizer_dir}", "train.max_steps=4", "train.save_every=0",
+                    "model.classifier_dropout_prob=0.0"]  # dropout masks would differ: one RNG stream per process
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(CPU_2PROC)]
+    two = run_subprocess(common + [f"output_dir={tmp_path / 'two'}"], launcher=launcher)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "2 processes x 1 accumulation x 4 sequences" in two.stdout
+    run(common + [f"output_dir={tmp_path / 'one'}", "train.gradient_accumulation_steps=2"])
+
+    one, two = final_weights(tmp_path / "one"), final_weights(tmp_path / "two")
+    assert one.keys() == two.keys()
+    worst = max((one[k] - two[k]).abs().max().item() for k in one)
+    assert worst < 1e-5, worst
+    # and the runs did train: a different seed ends elsewhere by far more than the tolerance
+    run(common + [f"output_dir={tmp_path / 'other'}", "train.seed=7"])
+    other = final_weights(tmp_path / "other")
+    assert max((one[k] - other[k]).abs().max().item() for k in one) > 1e-2
+
+
+RESUME = TOY + ["train.max_steps=8", "train.save_every=3", "train.keep_last=2"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, tokenizer_dir) -> dict[str, torch.Tensor]:
+    out = tmp_path_factory.mktemp("uninterrupted")
+    run(RESUME + [f"data.tokenizer={tokenizer_dir}", f"output_dir={out}"])
+    return final_weights(out)
+
+
+@pytest.mark.parametrize(
+    "kill, resumes_from",
+    [("debug.kill_at_step=5", 3), ("debug.kill_during_save_at_step=6", 3)],
+    ids=["at_step_boundary", "during_save"],
+)
+def test_sigkill_then_resume_is_exact(tmp_path, tokenizer_dir, uninterrupted, kill, resumes_from):
+    """`debug.kill_at_step=N` SIGKILLs the process right after optimizer step N; `debug.kill_during_save_at_step=N`
+    inside the step-N checkpoint write, after accelerate's files but before the COMPLETE marker and the rename."""
+    out = tmp_path / "run"
+    settings = RESUME + [f"data.tokenizer={tokenizer_dir}", f"output_dir={out}"]
+    killed = run_subprocess(settings + [kill])
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert not (out / "final").exists()
+    latest = find_latest_checkpoint(out / "checkpoints")
+    assert checkpoint_step(latest) == resumes_from
+    leftovers = [p.name for p in (out / "checkpoints").iterdir() if p.name.startswith(".step-00000006.tmp-")]
+    assert len(leftovers) == (1 if "during_save" in kill else 0), leftovers
+
+    metrics = run(settings + ["train.resume=true"])
+    assert metrics["steps"] == 8
+    resumed = final_weights(out)
+    for name, expected in uninterrupted.items():
+        assert torch.equal(resumed[name], expected), name
+    assert [p.name for p in (out / "checkpoints").iterdir()] != [] and not [
+        p for p in (out / "checkpoints").iterdir() if p.name.startswith(".")
+    ], "the killed write was not cleaned up"
+
+
+def test_cli_rejects_a_typo_with_exit_status_2(tmp_path):
+    out = tmp_path / "typo"
+    result = run_subprocess([f"output_dir={out}", "train.max_step=5"])
+    assert result.returncode == 2
+    assert "unknown config key 'train.max_step'; did you mean 'train.max_steps'?" in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "yaml_text, args, message",
+    [
+        ("train:\n  max_stepz: 3\n", [], "unknown config key 'train.max_stepz'"),
+        ("", ["data.train_file=[/nonexistent/corpus.txt]"], "file not found: /nonexistent/corpus.txt"),
+        ("", ["train.batch_size=6", "train.gradient_accumulation_steps=4"], "not divisible"),
+        ("", ["model.preset=huge"], "model.preset='huge' is unknown"),
+    ],
+    ids=["unknown_yaml_key", "missing_file", "indivisible_accumulation", "unknown_preset"],
+)
+def test_bad_config_exits_2_with_a_clear_message(tmp_path, capsys, yaml_text, args, message):
+    config = tmp_path / "bad.yaml"
+    config.write_text(yaml_text)
+    with pytest.raises(SystemExit) as exit_info:
+        parse_recipe_args(recipe.PretrainConfig, ["--config", str(config), f"output_dir={tmp_path / 'o'}", *args])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_corpus_smaller_than_one_batch_fails_before_writing(tmp_path, tokenizer_dir):
+    corpus = tmp_path / "small.txt"
+    corpus.write_text("A first sentence is here. A second sentence follows it.\n\n"
+                      "Another document starts. It has two sentences.\n\nA third one. With a second line.\n")
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=r"gives \d+ training examples, fewer than one batch"):
+        run(TOY + [f"data.train_file=[{corpus}]", f"data.tokenizer={tokenizer_dir}", f"output_dir={out}"])
+    assert not out.exists()
+
+
+def test_batch_not_divisible_across_processes_and_accumulation(tmp_path, tokenizer_dir):
+    """The recipe's own check (it knows the process count, which the config validation cannot)."""
+    cfg = build_config(recipe.PretrainConfig, DEBUG_YAML, TOY + [f"output_dir={tmp_path / 'out'}"])
+    cfg.train.batch_size, cfg.train.gradient_accumulation_steps = 6, 4  # bypasses validate(), as 2 processes would
+    with pytest.raises(ConfigError, match=r"batch_size=6 must be divisible by num_processes \(1\) x .* = 4"):
+        run_main(cfg)
+    assert not (tmp_path / "out").exists()
+
+
+def test_used_output_dir_needs_resume_or_overwrite(tmp_path, tokenizer_dir):
+    out = tmp_path / "out"
+    (out / "checkpoints" / "step-00000003").mkdir(parents=True)
+    (out / "checkpoints" / "step-00000003" / COMPLETE_MARKER).write_text('{"step": 3}')
+    with pytest.raises(ConfigError, match="already holds checkpoints"):
+        run(TOY + [f"data.tokenizer={tokenizer_dir}", f"output_dir={out}"])
+
+
+def test_hub_dataset_without_network_fails_fast_with_a_hint(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ConfigError, match=r"HF_HUB_OFFLINE is set; pass local files with data.train_file="):
+        run(TOY + ["data.dataset_name=wikitext", f"output_dir={tmp_path / 'out'}"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_gradient_checkpointing_trains_the_same_parameters(tmp_path, tokenizer_dir):
+    """Recomputing activations in the backward pass must not change the result (dropout off: 0 everywhere)."""
+    common = TOY + [f"data.tokenizer={tokenizer_dir}", "train.max_steps=2", "train.save_every=0",
+                    "model.classifier_dropout_prob=0.0"]
+    run(common + [f"output_dir={tmp_path / 'plain'}"])
+    run(common + [f"output_dir={tmp_path / 'recompute'}", "train.gradient_checkpointing=true"])
+    plain, recompute = final_weights(tmp_path / "plain"), final_weights(tmp_path / "recompute")
+    assert max((plain[k] - recompute[k]).abs().max().item() for k in plain) < 1e-6
