@@ -63,6 +63,10 @@ class ModelSettings:
     classifier_dropout_prob: float | None = field(
         default=None, metadata={"help": "dropout before the SOP classifier (preset: 0.1, as the stock head)"}
     )
+    sparse_mlm_prediction: bool = field(
+        default=True, metadata={"help": "decode only the masked positions in training (same loss, less time and "
+                                "memory); the exported config turns it off again"},
+    )
 
 
 @dataclass
@@ -257,7 +261,9 @@ def model_config(cfg: ModelSettings, max_seq_length: int) -> AlbertRecipesConfig
 def batch_stats(out, batch) -> dict[str, torch.Tensor]:
     """Summed losses and correct counts of one batch, so they can be added across batches and processes."""
     labels, masked = batch["labels"], batch["labels"] != -100
-    logits = out.prediction_logits[masked].float()  # (N_masked, V)
+    logits = out.prediction_logits.float()
+    if logits.dim() == 3:  # the dense head scores every position; the sparse one only the masked ones, in order
+        logits = logits[masked]  # (N_masked, V)
     sop_logits = out.sop_logits.float()  # (B, 2)
     return {
         "mlm_loss": torch.nn.functional.cross_entropy(logits, labels[masked], reduction="sum"),
@@ -519,7 +525,9 @@ def main(cfg: PretrainConfig) -> dict:
         atomic_write_text(output_dir / "metrics.json", json.dumps(metrics, indent=2))
         plot_curves(history, sop_baseline, output_dir / "curves.png")
         with atomic_directory(final_dir) as tmp:
-            accelerator.unwrap_model(model).save_pretrained(tmp, state_dict=state_dict)
+            exported = accelerator.unwrap_model(model)
+            exported.config.sparse_mlm_prediction = False  # users of the export expect (B, T, V) logits
+            exported.save_pretrained(tmp, state_dict=state_dict)
             tokenizer.save_pretrained(tmp)
             atomic_write_text(tmp / "recipe_config.yaml", config_to_yaml(cfg))
             atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2))

@@ -103,6 +103,7 @@ def test_debug_config_learns_checkpoints_and_exports(tmp_path):
     model = AutoModel.from_pretrained(final)
     assert type(model).__name__ == "AlbertRecipesModel"
     pretraining = AutoModelForPreTraining.from_pretrained(final)
+    assert not pretraining.config.sparse_mlm_prediction  # trained sparse, exported with the paper's dense head
     trained = final_weights(out)
     for name, param in pretraining.state_dict().items():
         if name in trained:
