@@ -101,26 +101,23 @@ def prepare_eval_features(examples: dict, tokenizer, max_length: int, stride: in
     return encoded
 
 
-def build_train_features(dataset: datasets.Dataset, tokenizer, max_length: int, stride: int) -> datasets.Dataset:
+def _map_features(dataset: datasets.Dataset, prepare, tokenizer, max_length: int, stride: int, desc: str):
     _check_fast(tokenizer)
     return dataset.map(
-        prepare_train_features,
+        prepare,
         batched=True,
         remove_columns=dataset.column_names,
         fn_kwargs={"tokenizer": tokenizer, "max_length": max_length, "stride": stride},
-        desc="QA train features",
+        desc=desc,
     )
+
+
+def build_train_features(dataset: datasets.Dataset, tokenizer, max_length: int, stride: int) -> datasets.Dataset:
+    return _map_features(dataset, prepare_train_features, tokenizer, max_length, stride, "QA train features")
 
 
 def build_eval_features(dataset: datasets.Dataset, tokenizer, max_length: int, stride: int) -> datasets.Dataset:
-    _check_fast(tokenizer)
-    return dataset.map(
-        prepare_eval_features,
-        batched=True,
-        remove_columns=dataset.column_names,
-        fn_kwargs={"tokenizer": tokenizer, "max_length": max_length, "stride": stride},
-        desc="QA eval features",
-    )
+    return _map_features(dataset, prepare_eval_features, tokenizer, max_length, stride, "QA eval features")
 
 
 def postprocess_qa_predictions(
