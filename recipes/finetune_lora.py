@@ -43,7 +43,7 @@ from transformers import (
 
 import albert_recipes
 from albert_recipes import finetune_data, metrics, qa
-from albert_recipes.cli import ConfigError, config_to_dict, config_to_yaml, run_cli
+from albert_recipes.cli import ConfigError, config_to_dict, config_to_yaml, flat_hparams, run_cli
 from albert_recipes.io_utils import atomic_directory, atomic_write_text
 from albert_recipes.lora import count_parameters, lora_config
 from albert_recipes.training import build_optimizer, warmup_linear_decay
@@ -404,17 +404,6 @@ def score(outputs: dict[str, list], cfg: FinetuneLoraConfig, evaluation, eval_fe
 # ---------------------------------------------------------------- saving
 
 
-def _flat_hparams(values: dict, prefix: str = "") -> dict:
-    """TensorBoard hparams take scalars only: flatten sections and turn lists/None into strings."""
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, dict) and key != "config_overrides":
-            flat.update(_flat_hparams(value, f"{prefix}{key}/"))
-        else:
-            flat[f"{prefix}{key}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
-    return flat
-
-
 def save_folder(path: Path, write, tokenizer, config_yaml: str, metrics_json: str) -> Path:
     """One export folder, written atomically with the tokenizer, merged config and metrics beside the weights."""
     with atomic_directory(path) as tmp:
@@ -480,7 +469,7 @@ def main(cfg: FinetuneLoraConfig) -> dict:
     steps_per_epoch = math.ceil(len(train_loader) / cfg.train.gradient_accumulation_steps)
     total_steps = min(cfg.train.max_steps or math.inf, cfg.train.epochs * steps_per_epoch)
     scheduler = warmup_linear_decay(optimizer, int(cfg.train.warmup_ratio * total_steps), total_steps)
-    accelerator.init_trackers("finetune_lora", config=_flat_hparams(config_to_dict(cfg)))
+    accelerator.init_trackers("finetune_lora", config=flat_hparams(cfg))
 
     # ---- train
     step, epoch_seconds, history, running = 0, [], [], []

@@ -39,7 +39,7 @@ from transformers import AutoTokenizer
 
 from albert_recipes import AlbertRecipesConfig, AlbertRecipesForPreTraining
 from albert_recipes.checkpointing import checkpoint_step, find_latest_checkpoint, list_checkpoints, save_checkpoint
-from albert_recipes.cli import ConfigError, config_to_dict, config_to_yaml, run_cli
+from albert_recipes.cli import ConfigError, config_to_dict, config_to_yaml, flat_hparams, run_cli
 from albert_recipes.configuration_albert_recipes import PRESETS
 from albert_recipes.corpus import iter_documents, load_embedded_corpus
 from albert_recipes.io_utils import atomic_directory, atomic_write_text
@@ -324,16 +324,6 @@ def plot_curves(history: list[dict], sop_baseline: float, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def flat_hparams(cfg: PretrainConfig) -> dict:
-    """The config as flat `section.key` scalars: what TensorBoard's hparams accept."""
-    flat = {}
-    for section, values in config_to_dict(cfg).items():
-        for key, value in values.items() if isinstance(values, dict) else [("", values)]:
-            name = f"{section}.{key}" if key else section
-            flat[name] = value if isinstance(value, (int, float, str, bool)) else str(value)
-    return flat
 
 
 def kill_self() -> None:

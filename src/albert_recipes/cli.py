@@ -177,6 +177,18 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
     return plain(dataclasses.asdict(cfg))
 
 
+def flat_hparams(cfg: Any, prefix: str = "") -> dict[str, int | float | str | bool]:
+    """The config as `section.key` scalars, what TensorBoard's hparams accept (lists, None, mappings as text)."""
+    flat: dict[str, int | float | str | bool] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            flat.update(flat_hparams(value, f"{prefix}{f.name}."))
+        else:
+            flat[f"{prefix}{f.name}"] = value if isinstance(value, (int, float, str, bool)) else str(value)
+    return flat
+
+
 def config_to_yaml(cfg: Any) -> str:
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
 
