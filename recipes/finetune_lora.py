@@ -44,6 +44,7 @@ from transformers import (
 import albert_recipes
 from albert_recipes import finetune_data, metrics, qa
 from albert_recipes.cli import ConfigError, config_to_dict, config_to_yaml, flat_hparams, run_cli
+from albert_recipes.errors import InputError
 from albert_recipes.io_utils import atomic_directory, atomic_write_text
 from albert_recipes.lora import count_parameters, lora_config
 from albert_recipes.training import build_optimizer, warmup_linear_decay
@@ -238,9 +239,9 @@ def encode_labels(train, evaluation, names, data: DataConfig, qa_cfg: QAConfig):
             try:
                 qa.validate_qa_examples(split)
             except ValueError as err:
-                raise ValueError(f"{name}: {err}") from None
+                raise InputError(f"{name}: {err}") from None
             if not qa_cfg.version_2_with_negative and any(not a["text"] for a in split["answers"]):
-                raise ValueError(f"{name} has unanswerable questions (empty answers); set "
+                raise InputError(f"{name} has unanswerable questions (empty answers); set "
                                  "qa.version_2_with_negative=true for SQuAD v2-style data")
         return train, evaluation, [], 2
     if data.regression:
@@ -249,7 +250,7 @@ def encode_labels(train, evaluation, names, data: DataConfig, qa_cfg: QAConfig):
     if data.task == "token_classification":
         label_names = finetune_data.infer_label_names([t for tags in train["tags"] for t in tags], data.label_names)
         if not label_names:
-            raise ValueError("token classification needs tag names for entity F1: use IOB2 strings as tags or set "
+            raise InputError("token classification needs tag names for entity F1: use IOB2 strings as tags or set "
                              "data.label_names")
         return (finetune_data.encode_tag_sequences(train, label_names, names[0]),
                 finetune_data.encode_tag_sequences(evaluation, label_names, names[1]), label_names, len(label_names))
@@ -258,9 +259,9 @@ def encode_labels(train, evaluation, names, data: DataConfig, qa_cfg: QAConfig):
     if not num_labels:
         num_labels = max(int(v) for v in train["label"]) + 1
     if label_names and len(label_names) != num_labels:
-        raise ValueError(f"data.num_labels={num_labels} but there are {len(label_names)} label names {label_names}")
+        raise InputError(f"data.num_labels={num_labels} but there are {len(label_names)} label names {label_names}")
     if num_labels < 2:
-        raise ValueError(f"classification needs at least 2 labels, got num_labels={num_labels} "
+        raise InputError(f"classification needs at least 2 labels, got num_labels={num_labels} "
                          "(set data.regression=true for a numeric target)")
     label_names = label_names or [str(i) for i in range(num_labels)]
     return (finetune_data.encode_class_labels(train, label_names, num_labels, names[0]),
@@ -305,10 +306,10 @@ def build_model(cfg: FinetuneLoraConfig, tokenizer, label_names: list[str], num_
                                  **cfg.model.config_overrides, **head})
         model = auto_model.from_config(config)
     if len(tokenizer) > model.config.vocab_size:
-        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model only {model.config.vocab_size} "
+        raise InputError(f"the tokenizer has {len(tokenizer)} tokens but the model only {model.config.vocab_size} "
                          "embeddings; use the tokenizer the model was pretrained with")
     if cfg.data.max_length > model.config.max_position_embeddings:
-        raise ValueError(f"data.max_length={cfg.data.max_length} exceeds the model's max_position_embeddings="
+        raise InputError(f"data.max_length={cfg.data.max_length} exceeds the model's max_position_embeddings="
                          f"{model.config.max_position_embeddings}")
     return model
 

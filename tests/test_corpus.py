@@ -100,7 +100,7 @@ def test_empty_corpus_raises(tmp_path):
         load_documents(empty)
     with pytest.raises(ValueError, match="no usable documents"):
         load_documents(datasets.Dataset.from_dict({"text": ["", "  "]}))
-    with pytest.raises(FileNotFoundError, match="not found"):
+    with pytest.raises(ValueError, match="not found"):
         load_documents(tmp_path / "missing.txt")
     with pytest.raises(ValueError, match="no documents"):
         documents_to_dataset([])

@@ -247,7 +247,7 @@ def test_read_data_file_formats(tmp_path):
     (tmp_path / "d.jsonl").write_text('{"a": 1}\n{oops\n', encoding="utf-8")
     with pytest.raises(ValueError, match="not valid JSON"):
         read_data_file(tmp_path / "d.jsonl")
-    with pytest.raises(FileNotFoundError, match="data file not found"):
+    with pytest.raises(ValueError, match="data file not found"):
         read_data_file(tmp_path / "missing.csv")
 
 

@@ -19,10 +19,12 @@ from typing import Any, TypeVar
 
 import yaml
 
+from albert_recipes.errors import InputError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A recipe configuration problem the user can fix (bad key, bad value, missing file)."""
 
 
@@ -225,10 +227,14 @@ def parse_recipe_args(cls: type[T], argv: list[str] | None = None, description: 
 
 
 def run_cli(main: typing.Callable[[T], Any], cls: type[T], description: str) -> None:
-    """Parse, run, and turn user errors raised inside the recipe into a clear message and exit status 2."""
+    """Parse, run, and turn our own validation errors (`InputError`) into one line and exit status 2.
+
+    Any other exception keeps its traceback: a `ValueError` from torch or datasets is a bug or an environment
+    problem, and shortening it would hide where it came from.
+    """
     cfg = parse_recipe_args(cls, sys.argv[1:], description)
     try:
         main(cfg)
-    except (ConfigError, ValueError, FileNotFoundError) as err:
+    except InputError as err:
         sys.stderr.write(f"error: {err}\n")
         sys.exit(2)

@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
+from .errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class _Counts:
                 source, self.overlong_sentences, max_sentence_chars,
             )
         if self.documents == 0:
-            raise ValueError(
+            raise InputError(
                 f"{source}: no usable documents (skipped {self.empty_documents} empty documents and "
                 f"{self.overlong_sentences} sentences longer than max_sentence_chars={max_sentence_chars})"
             )
@@ -105,7 +106,7 @@ def documents_from_lines(
     a title. Raises `ValueError` at the end if nothing usable was found.
     """
     if layout not in ("auto", "blank_lines", "wikitext"):
-        raise ValueError(f"layout={layout!r} is not allowed; choose 'auto', 'blank_lines' or 'wikitext'")
+        raise InputError(f"layout={layout!r} is not allowed; choose 'auto', 'blank_lines' or 'wikitext'")
     counts = _Counts()
     builder = _DocumentBuilder(counts, max_sentence_chars)
     for line in lines:
@@ -148,7 +149,7 @@ def _read_text_lines(path: Path, errors: str) -> Iterator[str]:
             try:
                 yield raw.decode("utf-8", errors=errors)
             except UnicodeDecodeError as err:
-                raise ValueError(
+                raise InputError(
                     f"{path}: bytes at offset {offset + err.start} are not valid UTF-8; "
                     "re-encode the file or pass errors='replace'"
                 ) from None
@@ -162,10 +163,10 @@ def _jsonl_texts(path: Path, text_field: str, errors: str) -> Iterator[str | Non
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            raise InputError(f"{path}:{number}: not valid JSON ({err.msg})") from None
         if not isinstance(record, dict) or text_field not in record:
             keys = sorted(record) if isinstance(record, dict) else type(record).__name__
-            raise ValueError(f"{path}:{number}: no '{text_field}' field (found {keys}); set text_field")
+            raise InputError(f"{path}:{number}: no '{text_field}' field (found {keys}); set text_field")
         yield record[text_field]
 
 
@@ -174,7 +175,7 @@ def _parquet_texts(path: Path, text_field: str) -> Iterator[str | None]:
 
     parquet = pq.ParquetFile(path)
     if text_field not in parquet.schema_arrow.names:
-        raise ValueError(f"{path}: no '{text_field}' column (found {parquet.schema_arrow.names}); set text_field")
+        raise InputError(f"{path}: no '{text_field}' column (found {parquet.schema_arrow.names}); set text_field")
     for batch in parquet.iter_batches(columns=[text_field]):
         yield from batch.column(0).to_pylist()
 
@@ -182,7 +183,7 @@ def _parquet_texts(path: Path, text_field: str) -> Iterator[str | None]:
 def _dataset_texts(dataset: Any, text_field: str) -> Iterator[str | None]:
     names = dataset.column_names
     if names is not None and text_field not in names:
-        raise ValueError(f"dataset has no '{text_field}' column (found {names}); set text_field")
+        raise InputError(f"dataset has no '{text_field}' column (found {names}); set text_field")
     for row in dataset:
         yield row[text_field]
 
@@ -214,7 +215,7 @@ def iter_documents(
         return
     path = Path(source)
     if not path.is_file():
-        raise FileNotFoundError(f"corpus file not found: {path}")
+        raise InputError(f"corpus file not found: {path}")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
         yield from documents_from_texts(_jsonl_texts(path, text_field, errors), max_sentence_chars, str(path))
@@ -236,7 +237,7 @@ def documents_to_dataset(documents: Iterable[Document]):
 
     documents = list(documents)
     if not documents:
-        raise ValueError("no documents to put in a dataset")
+        raise InputError("no documents to put in a dataset")
     return datasets.Dataset.from_dict({"sentences": documents})
 
 
@@ -294,6 +295,6 @@ def load_embedded_corpus(min_sentences: int = 2) -> list[Document]:
         if len(sentences) >= min_sentences:
             documents.append(sentences)
     if not documents:
-        raise ValueError("the embedded corpus came out empty; pass a corpus explicitly")
+        raise InputError("the embedded corpus came out empty; pass a corpus explicitly")
     logger.info("embedded corpus: %d documents, %d sentences", len(documents), sum(map(len, documents)))
     return documents

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 import datasets
+from .errors import InputError
 
 TASKS = ("sequence_classification", "token_classification", "question_answering")
 FILE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl")
@@ -26,18 +27,18 @@ def read_data_file(path: str | Path) -> datasets.Dataset:
     list of records (or {"data": [...]}). CSV/TSV columns become int or float when every value parses."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"data file not found: {path}")
+        raise InputError(f"data file not found: {path}")
     suffix = path.suffix.lower()
     if suffix not in FILE_SUFFIXES:
-        raise ValueError(f"{path}: unsupported file type {suffix!r}; use one of {list(FILE_SUFFIXES)}")
+        raise InputError(f"{path}: unsupported file type {suffix!r}; use one of {list(FILE_SUFFIXES)}")
     if not path.read_text(encoding="utf-8").strip():
-        raise ValueError(f"{path} is empty; it needs a header row (CSV/TSV) or records (JSON) and at least one example")
+        raise InputError(f"{path} is empty; it needs a header row (CSV/TSV) or records (JSON) and at least one example")
     if suffix in (".csv", ".tsv"):
         dataset = datasets.Dataset.from_dict(_delimited_columns(path, tsv=suffix == ".tsv"))
     else:
         dataset = datasets.Dataset.from_list(_json_records(path))
     if len(dataset) == 0:
-        raise ValueError(f"{path} has no examples (only a header, or an empty list)")
+        raise InputError(f"{path} has no examples (only a header, or an empty list)")
     return dataset
 
 
@@ -50,7 +51,7 @@ def _delimited_columns(path: Path, tsv: bool) -> dict[str, list]:
             if not row:
                 continue
             if len(row) != len(header):
-                raise ValueError(f"{path}, line {reader.line_num}: {len(row)} fields but the header {header} has "
+                raise InputError(f"{path}, line {reader.line_num}: {len(row)} fields but the header {header} has "
                                  f"{len(header)}; a {'TSV' if tsv else 'CSV'} file needs the same number on every line")
             rows.append(row)
     return {name: _typed([row[i] for row in rows]) for i, name in enumerate(header)}
@@ -74,9 +75,9 @@ def _json_records(path: Path) -> list[dict]:
             records = json.loads(text)
             records = records["data"] if isinstance(records, dict) and "data" in records else records
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+        raise InputError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-        raise ValueError(f"{path}: expected a list of JSON objects (one example each)")
+        raise InputError(f"{path}: expected a list of JSON objects (one example each)")
     return records
 
 
@@ -87,10 +88,10 @@ def load_split(
     if file:
         return read_data_file(file)
     if not dataset_name:
-        raise ValueError(f"no data for the {split!r} split: set a data file or data.dataset_name")
+        raise InputError(f"no data for the {split!r} split: set a data file or data.dataset_name")
     dataset = datasets.load_dataset(dataset_name, dataset_config, split=split)
     if len(dataset) == 0:
-        raise ValueError(f"{dataset_name} split {split!r} has no examples")
+        raise InputError(f"{dataset_name} split {split!r} has no examples")
     return dataset
 
 
@@ -99,7 +100,7 @@ def require_columns(dataset: datasets.Dataset, columns: dict[str, str | None], w
     wanted = {canonical: user for canonical, user in columns.items() if user}
     for canonical, user in wanted.items():
         if user not in dataset.column_names:
-            raise ValueError(
+            raise InputError(
                 f"{where}: no column {user!r} (needed as the {canonical} column); the columns are "
                 f"{dataset.column_names}; point data.{canonical}_column at the right one"
             )
@@ -123,7 +124,7 @@ def _label_id(value, label_names: list[str], num_labels: int, where: str, row: i
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < num_labels:
         return value
     allowed = f"the names {label_names} or " if label_names else ""
-    raise ValueError(f"{where}, row {row}: label {value!r} is outside num_labels={num_labels}; "
+    raise InputError(f"{where}, row {row}: label {value!r} is outside num_labels={num_labels}; "
                      f"allowed are {allowed}integers 0..{num_labels - 1}")
 
 
@@ -141,7 +142,7 @@ def encode_regression_labels(dataset: datasets.Dataset, where: str) -> datasets.
         try:
             values.append(float(value))
         except (TypeError, ValueError):
-            raise ValueError(f"{where}, row {row}: regression label {value!r} is not a number") from None
+            raise InputError(f"{where}, row {row}: regression label {value!r} is not a number") from None
     return dataset.remove_columns("label").add_column("label", values)
 
 
@@ -150,7 +151,7 @@ def encode_tag_sequences(dataset: datasets.Dataset, label_names: list[str], wher
     tag_ids = []
     for row, (tokens, tags) in enumerate(zip(dataset["tokens"], dataset["tags"])):
         if not isinstance(tokens, list) or not isinstance(tags, list) or len(tokens) != len(tags):
-            raise ValueError(f"{where}, row {row}: tokens and tags must be lists of the same length, got "
+            raise InputError(f"{where}, row {row}: tokens and tags must be lists of the same length, got "
                              f"{tokens!r:.80} and {tags!r:.80}")
         tag_ids.append([_label_id(tag, label_names, len(label_names), where, row) for tag in tags])
     return dataset.remove_columns("tags").add_column("tags", tag_ids)
@@ -177,7 +178,7 @@ def align_word_labels(word_ids: list[int | None], word_tags: list[int]) -> list[
 
 def tokenize_token_classification(dataset: datasets.Dataset, tokenizer, max_length: int) -> datasets.Dataset:
     if not getattr(tokenizer, "is_fast", False):
-        raise ValueError("token classification needs a fast tokenizer (for word_ids); "
+        raise InputError("token classification needs a fast tokenizer (for word_ids); "
                          f"got {type(tokenizer).__name__}")
 
     def encode(batch):
@@ -234,5 +235,5 @@ def synthetic_examples(task: str, count: int, seed: int = 0) -> list[dict]:
             examples.append({"id": f"q{i}", "question": f"where does {people[k]} live?", "context": context,
                              "answers": {"text": [cities[k]], "answer_start": [start]}})
         else:
-            raise ValueError(f"unknown task {task!r}; choose one of {list(TASKS)}")
+            raise InputError(f"unknown task {task!r}; choose one of {list(TASKS)}")
     return examples

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from .io_utils import atomic_directory, atomic_write_text
+from .errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def validate_repo_id(repo_id: str) -> None:
     try:
         hub_validate(repo_id)
     except HFValidationError as err:
-        raise ValueError(
+        raise InputError(
             f"invalid repo id {repo_id!r}: use 'namespace/name' (or 'name'), at most 96 letters, digits, "
             f"'-', '_' or '.', without '--' or '..' ({err})"
         ) from None
@@ -89,7 +90,7 @@ def require_token() -> str:
 
     token = get_token()
     if not token:
-        raise ValueError(
+        raise InputError(
             "no Hugging Face token found: set the HF_TOKEN environment variable or run `hf auth login` "
             "(or use a dry run to see what would be uploaded)"
         )
@@ -100,14 +101,14 @@ def list_folder_files(folder: str | Path) -> list[Path]:
     """Relative paths of the regular files under `folder`, the way they would appear in the repo."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"folder to upload not found: {folder}")
+        raise InputError(f"folder to upload not found: {folder}")
     files = []
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
         if rel.parts[0] in SKIPPED_DIRS:
             continue
         if path.is_symlink():
-            raise ValueError(f"{path} is a symbolic link; only plain files of the folder are uploaded")
+            raise InputError(f"{path} is a symbolic link; only plain files of the folder are uploaded")
         if path.is_file():
             files.append(rel)
     return files
@@ -149,7 +150,7 @@ def check_files(folder: str | Path, allow: Sequence[str] = (), token: str | None
         elif _file_matches(folder / rel, TOKEN_LIKE):
             problems.append(f"{rel} (contains a string that looks like a Hugging Face token)")
     if problems:
-        raise ValueError(
+        raise InputError(
             f"refusing to upload {len(problems)} file(s) from {folder}: " + "; ".join(problems)
             + ". Remove them, or list the ones you really mean to publish in `allow` (hub.allow=[...])."
         )
@@ -273,7 +274,7 @@ def write_model_card(
 
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"model folder not found: {folder}")
+        raise InputError(f"model folder not found: {folder}")
     metrics = metrics if metrics is not None else _read_optional(folder, "metrics.json") or {}
     training_config = training_config if training_config is not None else _read_optional(folder, "recipe_config.yaml")
     is_adapter = (folder / "adapter_config.json").is_file()
@@ -338,7 +339,7 @@ def push_folder_to_hub(
     token = None if dry_run else require_token()
     files = check_files(folder, allow=allow, token=token)
     if not files:
-        raise ValueError(f"nothing to upload: {folder} has no files")
+        raise InputError(f"nothing to upload: {folder} has no files")
     target = f"{repo_id} ({'private' if private else 'public'}, revision {revision or 'main'})"
     if dry_run:
         print(f"[dry run] would upload to {target}:\n{format_upload_plan(folder, files)}")
@@ -371,7 +372,7 @@ def _model_class(architecture: str):
 
     cls = getattr(albert_recipes, architecture, None) or getattr(transformers, architecture, None)
     if cls is None:
-        raise ValueError(f"unknown architecture {architecture!r} in config.json")
+        raise InputError(f"unknown architecture {architecture!r} in config.json")
     return cls
 
 
@@ -383,9 +384,9 @@ def _copy_tokenizer(source: Path, out: Path) -> None:
 
 def _check_empty_target(output_dir: Path, overwrite: bool) -> None:
     if output_dir.exists() and not output_dir.is_dir():
-        raise ValueError(f"export folder {output_dir} exists and is not a folder")
+        raise InputError(f"export folder {output_dir} exists and is not a folder")
     if output_dir.is_dir() and any(output_dir.iterdir()) and not overwrite:
-        raise ValueError(f"export folder {output_dir} is not empty; choose a new folder or set overwrite")
+        raise InputError(f"export folder {output_dir} is not empty; choose a new folder or set overwrite")
 
 
 def export_for_hub(
@@ -409,12 +410,12 @@ def export_for_hub(
     """
     source, output_dir = Path(source), Path(output_dir)
     if not source.is_dir():
-        raise FileNotFoundError(f"model folder not found: {source}")
+        raise InputError(f"model folder not found: {source}")
     is_adapter = (source / "adapter_config.json").is_file()
     if not is_adapter and not (source / "config.json").is_file():
-        raise ValueError(f"{source} is neither a model folder (config.json) nor a PEFT adapter (adapter_config.json)")
+        raise InputError(f"{source} is neither a model folder (config.json) nor a PEFT adapter (adapter_config.json)")
     if output_dir.resolve() == source.resolve() or output_dir.resolve() in source.resolve().parents:
-        raise ValueError(f"export folder {output_dir} would replace the model folder {source}; choose another one")
+        raise InputError(f"export folder {output_dir} would replace the model folder {source}; choose another one")
     _check_empty_target(output_dir, overwrite)
 
     card = dict(card or {})
@@ -458,7 +459,7 @@ def _save_model(source: Path, out: Path) -> None:
 def _copy_adapter(source: Path, out: Path, base_model: str | None) -> None:
     for name in ADAPTER_FILES:
         if not (source / name).is_file():
-            raise ValueError(f"adapter folder {source} lacks {name} (adapters are exported as safetensors)")
+            raise InputError(f"adapter folder {source} lacks {name} (adapters are exported as safetensors)")
         shutil.copy2(source / name, out / name)
     adapter_config = _read_optional(out, "adapter_config.json")
     if base_model:  # point the adapter at the base's Hub id, not a local training path
@@ -476,7 +477,7 @@ def _save_merged(source: Path, base_model: str | None, out: Path) -> None:
     from transformers import AutoConfig
 
     if not base_model:
-        raise ValueError(f"cannot merge {source}: no base model given and adapter_config.json names none")
+        raise InputError(f"cannot merge {source}: no base model given and adapter_config.json names none")
     adapter_config = _read_optional(source, "adapter_config.json")
     suffix = PEFT_TASKS.get(adapter_config.get("task_type") or "", "Model")
     config = AutoConfig.from_pretrained(base_model)  # importing this package registered albert_recipes

@@ -12,6 +12,8 @@ the pooler, which ALBERT pretrains for sentence order prediction and classificat
 
 from __future__ import annotations
 
+from .errors import InputError
+
 MODEL_TYPE = "albert_recipes"
 
 # suffixes of module names; "attention.dense" (not "dense") keeps the masked-LM head's `predictions.dense` out
@@ -38,11 +40,11 @@ def lora_config(task_type: str, r: int = 8, alpha: float = 16, dropout: float = 
     from peft import LoraConfig
 
     if task_type not in TASK_HEADS:
-        raise ValueError(f"unknown task_type {task_type!r}; choose one of {sorted(TASK_HEADS)}")
+        raise InputError(f"unknown task_type {task_type!r}; choose one of {sorted(TASK_HEADS)}")
     if r < 1:
-        raise ValueError(f"LoRA rank r must be at least 1, got {r}")
+        raise InputError(f"LoRA rank r must be at least 1, got {r}")
     if not 0 <= dropout < 1:
-        raise ValueError(f"LoRA dropout must be in [0, 1), got {dropout}")
+        raise InputError(f"LoRA dropout must be in [0, 1), got {dropout}")
     register_peft_defaults()
     return LoraConfig(
         task_type=task_type,

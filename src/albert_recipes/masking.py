@@ -23,6 +23,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from .errors import InputError
+
 MaskingMode = Literal["ngram", "whole_word", "token"]
 
 
@@ -80,17 +82,17 @@ class NgramMaskingCollator:
         pad_to_multiple_of: int | None = None,
     ):
         if tokenizer.mask_token_id is None:
-            raise ValueError("the tokenizer has no mask token ([MASK]); masked-LM pretraining needs one")
+            raise InputError("the tokenizer has no mask token ([MASK]); masked-LM pretraining needs one")
         if tokenizer.pad_token_id is None:
-            raise ValueError("the tokenizer has no padding token (<pad>); the collator pads batches with it")
+            raise InputError("the tokenizer has no padding token (<pad>); the collator pads batches with it")
         if not 0.0 < mlm_probability < 1.0:
-            raise ValueError(f"mlm_probability={mlm_probability} must be between 0 and 1")
+            raise InputError(f"mlm_probability={mlm_probability} must be between 0 and 1")
         if max_predictions_per_seq < 1:
-            raise ValueError(f"max_predictions_per_seq={max_predictions_per_seq} must be >= 1")
+            raise InputError(f"max_predictions_per_seq={max_predictions_per_seq} must be >= 1")
         if mode not in ("ngram", "whole_word", "token"):
-            raise ValueError(f"mode={mode!r} is not allowed; choose 'ngram', 'whole_word' or 'token'")
+            raise InputError(f"mode={mode!r} is not allowed; choose 'ngram', 'whole_word' or 'token'")
         if max_ngram < 1:
-            raise ValueError(f"max_ngram={max_ngram} must be >= 1")
+            raise InputError(f"max_ngram={max_ngram} must be >= 1")
         self.mask_token_id = tokenizer.mask_token_id
         self.pad_token_id = tokenizer.pad_token_id
         self.mlm_probability = mlm_probability
@@ -150,7 +152,7 @@ class NgramMaskingCollator:
 
     def __call__(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         if not features:
-            raise ValueError("cannot collate an empty list of features")
+            raise InputError("cannot collate an empty list of features")
         rows = [np.asarray(f["input_ids"], dtype=np.int64) for f in features]
         width = max(len(r) for r in rows)
         if self.pad_to_multiple_of:
@@ -163,7 +165,7 @@ class NgramMaskingCollator:
         }
         for i, (feature, ids) in enumerate(zip(features, rows)):
             if ids.size and (ids.min() < 0 or ids.max() >= len(self.is_special)):
-                raise ValueError(f"feature {i}: token id out of range [0, {len(self.is_special)}) for this tokenizer")
+                raise InputError(f"feature {i}: token id out of range [0, {len(self.is_special)}) for this tokenizer")
             masked, labels = self.mask_sequence(ids, self._rng(feature, i))
             batch["input_ids"][i, : len(ids)] = masked
             batch["labels"][i, : len(ids)] = labels

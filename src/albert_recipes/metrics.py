@@ -16,6 +16,8 @@ import datasets
 import evaluate
 import numpy as np
 
+from .errors import InputError
+
 _INT_PAIR = datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")})
 _FLOAT_PAIR = datasets.Features({"predictions": datasets.Value("float64"), "references": datasets.Value("float64")})
 _TAG_SEQUENCES = datasets.Features(
@@ -67,7 +69,7 @@ class F1(evaluate.Metric):
         if average == "macro":
             labels = np.union1d(predictions, references)
             return {"f1": float(np.mean([_per_class_f1(predictions, references, label) for label in labels]))}
-        raise ValueError(f"unknown average {average!r}; choose 'binary' or 'macro'")
+        raise InputError(f"unknown average {average!r}; choose 'binary' or 'macro'")
 
 
 class MatthewsCorrelation(evaluate.Metric):
@@ -127,7 +129,7 @@ def iob_entities(tags: list[str]) -> set[tuple[str, int, int]]:
     for i, tag in enumerate([*tags, "O"]):
         prefix, _, tag_kind = tag.partition("-")
         if prefix not in ("B", "I", "O"):
-            raise ValueError(f"tag {tag!r} at position {i} is not IOB2; use O, B-TYPE or I-TYPE")
+            raise InputError(f"tag {tag!r} at position {i} is not IOB2; use O, B-TYPE or I-TYPE")
         continues = prefix == "I" and tag_kind == kind
         if start is not None and not continues:
             entities.add((kind, start, i - 1))
@@ -148,7 +150,7 @@ class SeqevalF1(evaluate.Metric):
         true_pos = predicted = actual = correct_tokens = tokens = 0
         for sentence, (pred_tags, ref_tags) in enumerate(zip(predictions, references)):
             if len(pred_tags) != len(ref_tags):
-                raise ValueError(f"sentence {sentence}: {len(pred_tags)} predicted tags for {len(ref_tags)} references")
+                raise InputError(f"sentence {sentence}: {len(pred_tags)} predicted tags for {len(ref_tags)} references")
             pred_entities, ref_entities = iob_entities(pred_tags), iob_entities(ref_tags)
             true_pos += len(pred_entities & ref_entities)
             predicted += len(pred_entities)
@@ -197,7 +199,7 @@ class SquadMetric(evaluate.Metric):
         exact = f1 = 0.0
         for pred in predictions:
             if pred["id"] not in gold_by_id:
-                raise ValueError(f"prediction for unknown example id {pred['id']!r}")
+                raise InputError(f"prediction for unknown example id {pred['id']!r}")
             golds = gold_by_id[pred["id"]]
             exact += max(float(normalize_answer(pred["prediction_text"]) == normalize_answer(g)) for g in golds)
             f1 += max(_token_f1(pred["prediction_text"], g) for g in golds)

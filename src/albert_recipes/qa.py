@@ -14,18 +14,20 @@ from collections.abc import Sequence
 import datasets
 import numpy as np
 
+from .errors import InputError
+
 
 def validate_qa_examples(dataset: datasets.Dataset) -> None:
     """Fail early, naming the example, when an answer is not where `answer_start` says it is."""
     for example in dataset:
         answers = example["answers"]
         if len(answers["text"]) != len(answers["answer_start"]):
-            raise ValueError(f"example {example['id']!r}: answers has {len(answers['text'])} texts but "
+            raise InputError(f"example {example['id']!r}: answers has {len(answers['text'])} texts but "
                              f"{len(answers['answer_start'])} answer_start values")
         for text, start in zip(answers["text"], answers["answer_start"]):
             found = example["context"][start : start + len(text)] if start is not None and start >= 0 else None
             if not text or found != text:
-                raise ValueError(
+                raise InputError(
                     f"example {example['id']!r}: answer {text!r} is not in the context at answer_start={start} "
                     f"(the context has {found!r} there); answers must be exact substrings of their context"
                 )
@@ -33,10 +35,10 @@ def validate_qa_examples(dataset: datasets.Dataset) -> None:
 
 def _check_fast(tokenizer) -> None:
     if not getattr(tokenizer, "is_fast", False):
-        raise ValueError("extractive QA needs a fast (Rust `tokenizers`) tokenizer for offset mappings; "
+        raise InputError("extractive QA needs a fast (Rust `tokenizers`) tokenizer for offset mappings; "
                          f"got {type(tokenizer).__name__}")
     if tokenizer.padding_side != "right":
-        raise ValueError(f"extractive QA expects padding_side='right', got {tokenizer.padding_side!r}")
+        raise InputError(f"extractive QA expects padding_side='right', got {tokenizer.padding_side!r}")
 
 
 def _tokenize(examples: dict, tokenizer, max_length: int, stride: int):
@@ -138,7 +140,7 @@ def postprocess_qa_predictions(
     windows) beats the best span's score by more than `null_score_diff_threshold`.
     """
     if len(features) != len(start_logits) or len(features) != len(end_logits):
-        raise ValueError(f"{len(features)} features but {len(start_logits)} start and {len(end_logits)} end logits")
+        raise InputError(f"{len(features)} features but {len(start_logits)} start and {len(end_logits)} end logits")
     if isinstance(features, datasets.Dataset):
         example_ids, all_offsets = features["example_id"], features["offset_mapping"]
     else:

@@ -19,6 +19,8 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .errors import InputError
+
 logger = logging.getLogger(__name__)
 
 Segments = list[list[int]]  # a tokenized document: token ids per sentence
@@ -178,19 +180,19 @@ def build_sop_dataset(
     import datasets
 
     if max_seq_length < 5:
-        raise ValueError(f"max_seq_length={max_seq_length} must be at least 5 ([CLS] A [SEP] B [SEP])")
+        raise InputError(f"max_seq_length={max_seq_length} must be at least 5 ([CLS] A [SEP] B [SEP])")
     if dupe_factor < 1:
-        raise ValueError(f"dupe_factor={dupe_factor} must be >= 1")
+        raise InputError(f"dupe_factor={dupe_factor} must be >= 1")
     if not 0.0 <= short_seq_prob <= 1.0:
-        raise ValueError(f"short_seq_prob={short_seq_prob} must be in [0, 1]")
+        raise InputError(f"short_seq_prob={short_seq_prob} must be in [0, 1]")
     if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
-        raise ValueError("the tokenizer needs [CLS] and [SEP] tokens (cls_token_id / sep_token_id are None)")
+        raise InputError("the tokenizer needs [CLS] and [SEP] tokens (cls_token_id / sep_token_id are None)")
     if isinstance(documents, list):
         from .corpus import documents_to_dataset
 
         documents = documents_to_dataset(documents)
     if documents.column_names is not None and column not in documents.column_names:
-        raise ValueError(f"the documents dataset has no '{column}' column (found {documents.column_names})")
+        raise InputError(f"the documents dataset has no '{column}' column (found {documents.column_names})")
     settings = dict(
         cls_id=tokenizer.cls_token_id, sep_id=tokenizer.sep_token_id, max_seq_length=max_seq_length,
         short_seq_prob=short_seq_prob, dupe_factor=dupe_factor, seed=seed,
@@ -208,7 +210,7 @@ def build_sop_dataset(
         )
 
     if len(documents) == 0:
-        raise ValueError("no documents: the corpus is empty")
+        raise InputError("no documents: the corpus is empty")
     map_args = dict(batched=True, batch_size=batch_size, num_proc=num_proc)
     tokenized = documents.map(
         _tokenize_batch, remove_columns=other_columns, fn_kwargs={"tokenizer": tokenizer, "column": column},
@@ -219,7 +221,7 @@ def build_sop_dataset(
         fn_kwargs={"pool": _DatasetPool(tokenized), **settings}, desc="SOP: building pairs", **map_args,
     )
     if len(examples) == 0:
-        raise ValueError(
+        raise InputError(
             f"no SOP examples from {len(documents)} documents: every document is empty after tokenization"
         )
     labels = examples["sentence_order_label"]

@@ -17,6 +17,7 @@ from tokenizers import trainers
 from tqdm.auto import tqdm
 from transformers import AlbertTokenizer
 
+from .errors import InputError
 from .io_utils import atomic_directory
 
 logger = logging.getLogger(__name__)
@@ -56,14 +57,14 @@ def train_unigram_tokenizer(
     A small corpus may yield fewer pieces than `vocab_size` (the Unigram trainer stops when it runs out).
     """
     if vocab_size <= len(ALBERT_SPECIAL_TOKENS):
-        raise ValueError(f"vocab_size={vocab_size} must be larger than the {len(ALBERT_SPECIAL_TOKENS)} special tokens")
+        raise InputError(f"vocab_size={vocab_size} must be larger than the {len(ALBERT_SPECIAL_TOKENS)} special tokens")
     seen = 0
 
     def counted() -> Iterator[str]:
         nonlocal seen
         for text in tqdm(texts, total=total, desc="tokenizer: reading", unit=" texts", disable=not show_progress):
             if not isinstance(text, str):
-                raise ValueError(f"tokenizer training expects strings, got {type(text).__name__}: {text!r:.80}")
+                raise InputError(f"tokenizer training expects strings, got {type(text).__name__}: {text!r:.80}")
             if text.strip():
                 seen += 1
                 yield text
@@ -79,7 +80,7 @@ def train_unigram_tokenizer(
     )
     backend.train_from_iterator(counted(), trainer=trainer)
     if seen == 0:
-        raise ValueError("no text to train the tokenizer on (the corpus is empty or blank)")
+        raise InputError("no text to train the tokenizer on (the corpus is empty or blank)")
     vocab = [(piece, score) for piece, score in json.loads(backend.to_str())["model"]["vocab"]]
     tokenizer = _albert_tokenizer(vocab, lowercase, strip_accents, model_max_length)
     logger.info("trained a Unigram tokenizer on %d texts: %d pieces (asked for %d)", seen, len(vocab), vocab_size)

@@ -7,6 +7,8 @@ import time
 import torch
 from torch import nn
 
+from .errors import InputError
+
 # ALBERT (like BERT) applies no weight decay and no LAMB layer adaptation to biases and LayerNorm parameters.
 NO_DECAY_SUFFIXES = ("bias", "LayerNorm.weight", "layer_norm.weight", "layer_norm_weight")
 
@@ -53,15 +55,15 @@ def build_optimizer(
         for group in groups:
             group.pop("adam")
         return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
-    raise ValueError(f"unknown optimizer {name!r}; choose 'lamb' or 'adamw'")
+    raise InputError(f"unknown optimizer {name!r}; choose 'lamb' or 'adamw'")
 
 
 def warmup_linear_decay(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int):
     """Linear warmup to the peak rate, then linear decay to zero at `total_steps` (the paper's schedule)."""
     if total_steps <= 0:
-        raise ValueError(f"total_steps must be positive, got {total_steps}")
+        raise InputError(f"total_steps must be positive, got {total_steps}")
     if not 0 <= warmup_steps <= total_steps:
-        raise ValueError(f"warmup_steps must be in [0, total_steps={total_steps}], got {warmup_steps}")
+        raise InputError(f"warmup_steps must be in [0, total_steps={total_steps}], got {warmup_steps}")
 
     def factor(step: int) -> float:
         if step < warmup_steps:
