@@ -70,6 +70,26 @@ def test_entity_f1_and_lenient_iob():
         metrics.entity_metrics([["O"]], [["O", "O"]])
 
 
+def test_degenerate_cases_score_zero_or_nan_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # sklearn/scipy/seqeval warnings would be noise in every run's log
+        # nobody predicts or has the positive class: TP = predicted = actual = 0 -> F1 0 (evaluate's convention)
+        assert metrics.classification_metrics([0, 0], [0, 0], num_labels=2)["f1"] == 0.0
+        # a constant prediction: MCC's denominator is 0 -> 0; accuracy 2/3
+        scores = metrics.classification_metrics([1, 1, 1], [1, 0, 1], num_labels=2)
+        assert scores["matthews_correlation"] == 0.0 and scores["accuracy"] == pytest.approx(2 / 3)
+        assert math.isnan(metrics.regression_metrics([1.0, 1.0], [0.0, 2.0])["spearmanr"])
+        assert math.isnan(metrics.regression_metrics([1.0], [2.0])["pearson"])
+        # no predicted entities: precision 0/0 -> 0, recall 0/1, F1 0; tokens 2 of 3 right
+        scores = metrics.entity_metrics([["O", "O", "O"]], [["B-PER", "O", "O"]])
+        assert (scores["precision"], scores["recall"], scores["f1"]) == (0.0, 0.0, 0.0)
+        assert scores["accuracy"] == pytest.approx(2 / 3)
+    # IOBES tags are read too: S-LOC is a one-word entity, B-PER E-PER a two-word one
+    assert metrics.iob_entities(["S-LOC", "B-PER", "E-PER"]) == {("LOC", 0, 0), ("PER", 1, 2)}
+
+
 def test_squad_exact_match_and_f1():
     assert metrics.normalize_answer("The  Cat, sat!") == "cat sat"
     predictions = [
@@ -94,5 +114,8 @@ def test_squad_exact_match_and_f1():
 def test_confusion_matrix_and_plot(tmp_path):
     matrix = metrics.confusion_matrix([0, 1, 1, 2], [0, 0, 1, 2], num_labels=3)
     np.testing.assert_array_equal(matrix, [[1, 1, 0], [0, 1, 0], [0, 0, 1]])
+    # a class that occurs nowhere still gets its row and column
+    np.testing.assert_array_equal(metrics.confusion_matrix([0, 0], [0, 1], num_labels=3),
+                                  [[1, 0, 0], [1, 0, 0], [0, 0, 0]])
     path = metrics.plot_confusion_matrix(matrix, ["neg", "neu", "pos"], tmp_path / "cm.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

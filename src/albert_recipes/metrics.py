@@ -1,6 +1,8 @@
 """Offline task metrics written against `evaluate`'s Metric API (no `evaluate.load`, so nothing is downloaded).
 
-Each class is a real `evaluate.Metric`: `compute(predictions=..., references=...)`, `add_batch(...)` and
+The numbers come from maintained libraries, as the Hub's metric scripts compute them: scikit-learn (accuracy, F1,
+Matthews correlation, confusion matrix), scipy (Pearson, Spearman) and seqeval (entity-level scores); only SQuAD's
+exact match and F1 are written here (see the note above `normalize_answer`). Each class is a real `evaluate.Metric`: `compute(predictions=..., references=...)`, `add_batch(...)` and
 distributed gathering all work as for Hub metrics. Classification scores are fractions in [0, 1]; `SquadMetric`
 reports exact match and F1 in percent, like the official SQuAD script and `evaluate.load("squad")`.
 """
@@ -10,11 +12,15 @@ from __future__ import annotations
 import collections
 import re
 import string
+import warnings
 from pathlib import Path
 
 import datasets
 import evaluate
 import numpy as np
+import scipy.stats
+from seqeval.metrics import sequence_labeling as seqeval_labeling
+from sklearn import metrics as sklearn_metrics
 
 from .errors import InputError
 
@@ -41,19 +47,12 @@ def _info(name: str, description: str, features: datasets.Features) -> evaluate.
     return evaluate.MetricInfo(description=description, citation="", features=features, module_name=name)
 
 
-def _per_class_f1(predictions: np.ndarray, references: np.ndarray, label: int) -> float:
-    true_pos = np.sum((predictions == label) & (references == label))
-    predicted = np.sum(predictions == label)
-    actual = np.sum(references == label)
-    return float(2 * true_pos / (predicted + actual)) if predicted + actual else 0.0
-
-
 class Accuracy(evaluate.Metric):
     def _info(self):
         return _info("accuracy", "Fraction of predictions equal to the reference label.", _INT_PAIR)
 
     def _compute(self, predictions, references):
-        return {"accuracy": float(np.mean(np.asarray(predictions) == np.asarray(references)))}
+        return {"accuracy": float(sklearn_metrics.accuracy_score(references, predictions))}
 
 
 class F1(evaluate.Metric):
@@ -63,13 +62,14 @@ class F1(evaluate.Metric):
         return _info("f1", "F1 score, binary or macro-averaged.", _INT_PAIR)
 
     def _compute(self, predictions, references, average: str = "binary", pos_label: int = 1):
-        predictions, references = np.asarray(predictions), np.asarray(references)
-        if average == "binary":
-            return {"f1": _per_class_f1(predictions, references, pos_label)}
-        if average == "macro":
-            labels = np.union1d(predictions, references)
-            return {"f1": float(np.mean([_per_class_f1(predictions, references, label) for label in labels]))}
-        raise InputError(f"unknown average {average!r}; choose 'binary' or 'macro'")
+        if average not in ("binary", "macro"):
+            raise InputError(f"unknown average {average!r}; choose 'binary' or 'macro'")
+        # labels: binary F1 of pos_label even when only one class occurs; zero_division: F1 of a class nobody
+        # predicts or has is 0 (as evaluate's f1), without sklearn's warning
+        labels = [pos_label] if average == "binary" else None
+        score = sklearn_metrics.f1_score(references, predictions, labels=labels, average="macro" if labels else average,
+                                         zero_division=0)
+        return {"f1": float(score)}
 
 
 class MatthewsCorrelation(evaluate.Metric):
@@ -79,95 +79,70 @@ class MatthewsCorrelation(evaluate.Metric):
         return _info("matthews_correlation", "Matthews correlation coefficient.", _INT_PAIR)
 
     def _compute(self, predictions, references):
-        predictions, references = np.asarray(predictions), np.asarray(references)
-        labels = np.union1d(predictions, references)
-        matrix = confusion_matrix(
-            np.searchsorted(labels, predictions), np.searchsorted(labels, references), len(labels)
-        ).astype(np.float64)
-        samples, correct = matrix.sum(), np.trace(matrix)
-        predicted, actual = matrix.sum(axis=0), matrix.sum(axis=1)
-        numerator = correct * samples - predicted @ actual
-        denominator = np.sqrt((samples**2 - predicted @ predicted) * (samples**2 - actual @ actual))
-        return {"matthews_correlation": float(numerator / denominator) if denominator else 0.0}
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n with ties sharing their mean rank, as Spearman's coefficient requires."""
-    order = np.argsort(values, kind="stable")
-    ranks = np.empty(len(values), dtype=np.float64)
-    ranks[order] = np.arange(1, len(values) + 1)
-    for value in np.unique(values):
-        tied = values == value
-        ranks[tied] = ranks[tied].mean()
-    return ranks
-
-
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    x, y = x - x.mean(), y - y.mean()
-    denominator = np.sqrt((x @ x) * (y @ y))
-    return float(x @ y / denominator) if denominator else float("nan")
+        with warnings.catch_warnings():  # one class in both lists: the coefficient is 0, the warning is noise
+            warnings.filterwarnings("ignore", "A single label was found", UserWarning)
+            return {"matthews_correlation": float(sklearn_metrics.matthews_corrcoef(references, predictions))}
 
 
 class PearsonSpearman(evaluate.Metric):
-    """Correlations for regression tasks (STS-B style); NaN when either list is constant."""
+    """Correlations for regression tasks (STS-B style); NaN when either list is constant or shorter than 2."""
 
     def _info(self):
         return _info("pearson_spearman", "Pearson and Spearman correlation.", _FLOAT_PAIR)
 
     def _compute(self, predictions, references):
         predictions, references = np.asarray(predictions, np.float64), np.asarray(references, np.float64)
-        return {
-            "pearson": _pearson(predictions, references),
-            "spearmanr": _pearson(_average_ranks(predictions), _average_ranks(references)),
-        }
+        if len(predictions) < 2:
+            return {"pearson": float("nan"), "spearmanr": float("nan")}
+        with warnings.catch_warnings():  # a constant list: scipy warns and returns NaN, which is the answer
+            warnings.simplefilter("ignore", scipy.stats.ConstantInputWarning)
+            return {
+                "pearson": float(scipy.stats.pearsonr(predictions, references).statistic),
+                "spearmanr": float(scipy.stats.spearmanr(predictions, references).statistic),
+            }
+
+
+def _check_tags(tags: list[str], sentence: int | None = None) -> None:
+    for i, tag in enumerate(tags):
+        prefix, dash, kind = tag.partition("-")
+        if tag != "O" and not (prefix in ("B", "I", "E", "S") and dash and kind):
+            where = f"sentence {sentence}, " if sentence is not None else ""
+            raise InputError(f"{where}tag {tag!r} at position {i} is not IOB2/IOBES; use O, B-TYPE or I-TYPE")
 
 
 def iob_entities(tags: list[str]) -> set[tuple[str, int, int]]:
-    """Entity spans `(type, start, end_inclusive)` from IOB2 tags, read leniently like seqeval's default mode:
+    """Entity spans `(type, start, end_inclusive)` from IOB2 tags, as seqeval's default (lenient) mode reads them:
     an `I-X` after `O` or after another type opens a new entity instead of being dropped."""
-    entities, start, kind = set(), None, None
-    for i, tag in enumerate([*tags, "O"]):
-        prefix, _, tag_kind = tag.partition("-")
-        if prefix not in ("B", "I", "O"):
-            raise InputError(f"tag {tag!r} at position {i} is not IOB2; use O, B-TYPE or I-TYPE")
-        continues = prefix == "I" and tag_kind == kind
-        if start is not None and not continues:
-            entities.add((kind, start, i - 1))
-            start, kind = None, None
-        if prefix in ("B", "I") and not continues:
-            start, kind = i, tag_kind
-    return entities
+    _check_tags(tags)
+    return set(seqeval_labeling.get_entities(list(tags)))
 
 
 class SeqevalF1(evaluate.Metric):
-    """Entity-level precision/recall/F1 (an entity counts only if type and both boundaries match) plus the
-    token accuracy, like `seqeval.metrics` on IOB2 tags."""
+    """Entity-level precision/recall/F1 (micro-averaged; an entity counts only if type and both boundaries match)
+    plus the token accuracy, computed by `seqeval` in its default mode, as `evaluate.load("seqeval")` does."""
 
     def _info(self):
         return _info("seqeval", "Entity-level F1 for IOB2 tag sequences.", _TAG_SEQUENCES)
 
     def _compute(self, predictions, references):
-        true_pos = predicted = actual = correct_tokens = tokens = 0
+        predictions, references = [list(p) for p in predictions], [list(r) for r in references]
         for sentence, (pred_tags, ref_tags) in enumerate(zip(predictions, references)):
             if len(pred_tags) != len(ref_tags):
                 raise InputError(f"sentence {sentence}: {len(pred_tags)} predicted tags for {len(ref_tags)} references")
-            pred_entities, ref_entities = iob_entities(pred_tags), iob_entities(ref_tags)
-            true_pos += len(pred_entities & ref_entities)
-            predicted += len(pred_entities)
-            actual += len(ref_entities)
-            correct_tokens += sum(p == r for p, r in zip(pred_tags, ref_tags))
-            tokens += len(ref_tags)
-        precision = true_pos / predicted if predicted else 0.0
-        recall = true_pos / actual if actual else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            _check_tags(pred_tags, sentence)
+            _check_tags(ref_tags, sentence)
+        kwargs = {"average": "micro", "zero_division": 0}
         return {
-            "precision": precision,
-            "recall": recall,
-            "f1": f1,
-            "accuracy": correct_tokens / tokens if tokens else 0.0,
+            "precision": float(seqeval_labeling.precision_score(references, predictions, **kwargs)),
+            "recall": float(seqeval_labeling.recall_score(references, predictions, **kwargs)),
+            "f1": float(seqeval_labeling.f1_score(references, predictions, **kwargs)),
+            "accuracy": float(seqeval_labeling.accuracy_score(references, predictions)) if predictions else 0.0,
         }
 
 
+# SQuAD stays hand-written (the official v2 script's normalisation and token F1, ~20 lines): evaluate's "squad" and
+# "squad_v2" are Hub scripts that `evaluate.load` must download, and transformers 5 removed the copy it shipped in
+# transformers.data.metrics.squad_metrics; no maintained offline package we depend on implements it.
 def normalize_answer(text: str) -> str:
     """The official SQuAD normalisation: lower case, drop punctuation and articles, squeeze whitespace."""
     text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
@@ -209,9 +184,7 @@ class SquadMetric(evaluate.Metric):
 
 def confusion_matrix(predictions, references, num_labels: int) -> np.ndarray:
     """(num_labels, num_labels) counts; rows are the true label, columns the prediction."""
-    matrix = np.zeros((num_labels, num_labels), dtype=np.int64)
-    np.add.at(matrix, (np.asarray(references), np.asarray(predictions)), 1)
-    return matrix
+    return sklearn_metrics.confusion_matrix(references, predictions, labels=list(range(num_labels))).astype(np.int64)
 
 
 def classification_metrics(predictions, references, num_labels: int) -> dict[str, float]:
