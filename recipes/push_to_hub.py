@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from albert_recipes.cli import ConfigError, config_to_dict, config_to_yaml, run_cli
-from albert_recipes.hub import export_for_hub, push_folder_to_hub, require_token, validate_repo_id
+from albert_recipes.errors import InputError
+from albert_recipes.hub import check_online, export_for_hub, push_folder_to_hub, require_token, validate_repo_id
 
 
 @dataclass
@@ -80,6 +81,7 @@ def main(cfg: PushToHubConfig) -> str:
     # parse -> setup: every check that can fail does so before anything is written
     print(config_to_yaml(cfg))
     if not cfg.dry_run:
+        check_online()
         require_token()
     repo_id = cfg.hub.repo_id or "your-namespace/your-model"  # a dry run may leave it unset
 
@@ -97,15 +99,19 @@ def main(cfg: PushToHubConfig) -> str:
     print(f"exported {cfg.export.model_dir} -> {folder}")
 
     # upload (or show what would be uploaded)
-    return push_folder_to_hub(
-        folder,
-        repo_id,
-        private=cfg.hub.private,
-        revision=cfg.hub.revision,
-        commit_message=cfg.hub.commit_message,
-        dry_run=cfg.dry_run,
-        allow=cfg.hub.allow,
-    )
+    try:
+        return push_folder_to_hub(
+            folder,
+            repo_id,
+            private=cfg.hub.private,
+            revision=cfg.hub.revision,
+            commit_message=cfg.hub.commit_message,
+            dry_run=cfg.dry_run,
+            allow=cfg.hub.allow,
+        )
+    except InputError as err:  # e.g. no network: the export itself is complete and worth keeping
+        raise InputError(f"{err}. The export {folder} is complete; to try again, rerun with "
+                         "export.overwrite=true") from err
 
 
 if __name__ == "__main__":

@@ -216,7 +216,7 @@ def _run_bad(tmp_path, tokenizer, variant: str, train_text: str, suffix: str, *o
     ("sentence\tlabel\ngood film\t1\n", ".tsv", ["data.label_column=polarity"],
      r"no column 'polarity' \(needed as the label column\); the columns are \['sentence', 'label'\]"),
     ("sentence\tlabel\ngood film\t1\nbad film\t5\n", ".tsv", ["data.num_labels=2"],
-     r"row 1: label 5 is outside num_labels=2"),
+     r"train\.tsv, line 3: label 5 is outside num_labels=2"),
     ("sentence,label\ngood,positive\nbad,awful\n", ".csv", ["data.label_names=[negative,positive]"],
      r"label 'awful' is outside num_labels=2; allowed are the names \['negative', 'positive'\]"),
     ("", ".tsv", [], r"train\.tsv is empty"),

@@ -22,6 +22,7 @@ import yaml
 from albert_recipes.errors import InputError
 
 T = TypeVar("T")
+_YAML_BOOL_WORDS = {True: ("true", "yes", "on", "y"), False: ("false", "no", "off", "n")}
 
 
 class ConfigError(InputError):
@@ -51,11 +52,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 return _coerce(value, arg, key)
             except ConfigError:
                 continue
-        raise ConfigError(f"{key}: {value!r} does not match {tp}")
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
     if tp is Any:
         return value
     if origin is typing.Literal:
         allowed = typing.get_args(tp)
+        if isinstance(value, bool):  # YAML 1.1 reads no/off/yes/on as booleans: give back the word that was meant
+            spelled = [c for c in allowed if isinstance(c, str) and c.lower() in _YAML_BOOL_WORDS[value]]
+            value = spelled[0] if len(spelled) == 1 else value
         if value not in allowed:
             raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {list(allowed)}")
         return value
@@ -97,6 +101,42 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return Path(value)
         raise ConfigError(f"{key}: expected a path, got {value!r}")
     return value
+
+
+def _type_name(tp: Any) -> str:
+    """How a setting's type reads in messages and `--help`: 'an integer', "one of ['lamb', 'adamw']", ..."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(arg) for arg in typing.get_args(tp))
+    if origin is typing.Literal:
+        return f"one of {list(typing.get_args(tp))}"
+    if origin in (list, tuple):
+        return "a list"
+    if origin is dict:
+        return "a mapping"
+    names = {type(None): "null", bool: "true or false", int: "an integer", float: "a number", str: "a string",
+             Path: "a path"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _choices(tp: Any) -> tuple | None:
+    """The allowed values of a Literal setting (also inside `Literal[...] | None`), else None."""
+    if typing.get_origin(tp) is typing.Literal:
+        return typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            if (found := _choices(arg)) is not None:
+                return found + ((None,) if type(None) in typing.get_args(tp) else ())
+    return None
+
+
+def format_value(value: Any) -> str:
+    """A value as it is written in YAML and in `key=value` overrides: 0.001, true, null, '', [a, b], a/b/c."""
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, tuple):
+        value = list(value)
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip()
 
 
 def _apply(obj: Any, values: dict[str, Any], prefix: str = "") -> None:
@@ -195,18 +235,42 @@ def config_to_yaml(cfg: Any) -> str:
     return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
 
 
-def _describe(cls: type, prefix: str = "") -> list[str]:
-    lines = []
+def _settings(cls: type, prefix: str = "") -> list[tuple[str, Any, Any, str]]:
+    """(dotted key, type, default, help) of every setting of a recipe's config class, in declaration order."""
+    out = []
     instance = cls()
     for f in dataclasses.fields(cls):
         tp = _field_types(cls)[f.name]
         if _is_dataclass_type(tp):
-            lines.extend(_describe(tp, prefix=f"{prefix}{f.name}."))
-            continue
-        default = getattr(instance, f.name)
-        helptext = f.metadata.get("help", "")
-        lines.append(f"  {prefix}{f.name} = {default!r}\n      {helptext}".rstrip())
+            out.extend(_settings(tp, prefix=f"{prefix}{f.name}."))
+        else:
+            out.append((f"{prefix}{f.name}", tp, getattr(instance, f.name), f.metadata.get("help", "")))
+    return out
+
+
+def _describe(cls: type) -> list[str]:
+    lines = []
+    for key, tp, default, helptext in _settings(cls):
+        choices = _choices(tp)
+        shown = [c if isinstance(c, str) else format_value(c) for c in choices or ()]
+        allowed = f" (one of: {', '.join(shown)})" if choices else ""
+        lines.append(f"  {key} = {format_value(default)}\n      {helptext}{allowed}".rstrip())
     return lines
+
+
+def example_override(cls: type) -> str:
+    """An override that this recipe really has, for `--help`: a sectioned integer setting if there is one
+    (`train.` first), else a flipped switch, else any sectioned setting."""
+    settings = [s for s in _settings(cls) if "." in s[0]] or _settings(cls)
+    settings.sort(key=lambda s: not s[0].startswith("train."))  # stable: the training section's first
+    for key, tp, default, _ in settings:
+        if tp is int:
+            return f"{key}={format_value(default)}"
+    for key, tp, default, _ in settings:
+        if tp is bool:
+            return f"{key}={format_value(not default)}"
+    key, _, default, _ = settings[0]
+    return f"{key}={format_value(default)}"
 
 
 def parse_recipe_args(cls: type[T], argv: list[str] | None = None, description: str = "") -> T:
@@ -214,10 +278,13 @@ def parse_recipe_args(cls: type[T], argv: list[str] | None = None, description: 
     parser = argparse.ArgumentParser(
         description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="settings (override any with section.key=value):\n" + "\n".join(_describe(cls)),
+        epilog="settings (override any with key=value, e.g. " + example_override(cls) + "; values are read as "
+        "YAML):\n" + "\n".join(_describe(cls)),
     )
-    parser.add_argument("--config", help="YAML file with settings (see recipes/configs/)")
-    parser.add_argument("overrides", nargs="*", help="dotted overrides such as train.max_steps=100")
+    recipe = Path(parser.prog).stem
+    configs = Path("recipes") / "configs" / recipe
+    parser.add_argument("--config", help=f"YAML file with settings (see {configs}/)")
+    parser.add_argument("overrides", nargs="*", help=f"dotted overrides such as {example_override(cls)}")
     args, unknown = parser.parse_known_args(argv)
     try:
         return build_config(cls, args.config, list(args.overrides) + unknown)

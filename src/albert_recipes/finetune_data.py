@@ -5,13 +5,15 @@ of the recipe never looks at user column names:
 - sequence classification: `text`, optional `text_pair`, `label` (int class id, or float for regression)
 - token classification: `tokens` (list of words), `tags` (list of int tag ids, word-level)
 - extractive QA: `id`, `question`, `context`, `answers` (SQuAD format, see `albert_recipes.qa`)
-Problems (missing file or column, empty file, unknown label, label outside `num_labels`) raise `ValueError`
-naming the file or split, the bad value and what is allowed, before any model is built.
+Problems (missing file or column, a folder or a non-UTF-8 file, empty file, unknown label, label outside
+`num_labels`) raise `InputError` naming the file and line (or split and example), the bad value and what is
+allowed, before any model is built.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -22,39 +24,69 @@ TASKS = ("sequence_classification", "token_classification", "question_answering"
 FILE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl")
 
 
-def read_data_file(path: str | Path) -> datasets.Dataset:
-    """CSV (quoted, comma), TSV (read verbatim with no quoting, as GLUE ships it), JSON Lines, or JSON holding a
-    list of records (or {"data": [...]}). CSV/TSV columns become int or float when every value parses."""
+def read_data_file(path: str | Path, suffixes: tuple[str, ...] = FILE_SUFFIXES) -> datasets.Dataset:
+    """CSV (quoted, comma), TSV (read verbatim with no quoting, as GLUE ships it), JSON Lines, JSON holding a
+    list of records (or {"data": [...]}), or, when `suffixes` allows it, TXT (one `text` per non-blank line).
+    CSV/TSV columns become int or float when every value parses. Text must be UTF-8 (a BOM is dropped)."""
     path = Path(path)
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        raise InputError(f"{path} is a directory, not a data file; point at one {'/'.join(suffixes)} file")
     if not path.is_file():
         raise InputError(f"data file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix not in FILE_SUFFIXES:
-        raise InputError(f"{path}: unsupported file type {suffix!r}; use one of {list(FILE_SUFFIXES)}")
-    if not path.read_text(encoding="utf-8").strip():
-        raise InputError(f"{path} is empty; it needs a header row (CSV/TSV) or records (JSON) and at least one example")
+    if suffix not in suffixes:
+        raise InputError(f"{path}: unsupported file type {suffix!r}; use one of {list(suffixes)}")
+    text = read_utf8(path)
+    if not text.strip():
+        needs = {".csv": "a header row and", ".tsv": "a header row and", ".txt": "one text per line:",
+                 ".json": "a list of records:", ".jsonl": "one JSON record per line:"}[suffix]
+        raise InputError(f"{path} is empty; it needs {needs} at least one example")
     if suffix in (".csv", ".tsv"):
-        dataset = datasets.Dataset.from_dict(_delimited_columns(path, tsv=suffix == ".tsv"))
+        dataset = datasets.Dataset.from_dict(_delimited_columns(path, text, tsv=suffix == ".tsv"))
+    elif suffix == ".txt":
+        dataset = datasets.Dataset.from_dict({"text": [line for line in text.splitlines() if line.strip()]})
     else:
-        dataset = datasets.Dataset.from_list(_json_records(path))
+        dataset = datasets.Dataset.from_list(_json_records(path, text))
     if len(dataset) == 0:
         raise InputError(f"{path} has no examples (only a header, or an empty list)")
     return dataset
 
 
-def _delimited_columns(path: Path, tsv: bool) -> dict[str, list]:
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f, delimiter="\t" if tsv else ",", quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
-        header = next(reader)
-        rows = []
-        for row in reader:
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise InputError(f"{path}, line {reader.line_num}: {len(row)} fields but the header {header} has "
-                                 f"{len(header)}; a {'TSV' if tsv else 'CSV'} file needs the same number on every line")
-            rows.append(row)
-    return {name: _typed([row[i] for row in rows]) for i, name in enumerate(header)}
+def read_utf8(path: Path) -> str:
+    """The file's text; a byte sequence that is not UTF-8 is reported with its line and column."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")  # -sig: a byte-order mark (Excel, Notepad) is not part of the first header
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise InputError(
+            f"{path}, line {line}: byte 0x{raw[err.start]:02x} at column {column} is not valid UTF-8; save the file "
+            "as UTF-8 (for example `iconv -f latin1 -t utf-8 in.tsv > out.tsv`)"
+        ) from None
+
+
+def _csv_rows(text: str, tsv: bool):
+    """(first file line, fields) of every non-empty row, header included."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if tsv else ",",
+                        quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
+    start = 1
+    for row in reader:
+        if row:
+            yield start, row
+        start = reader.line_num + 1  # a quoted CSV field may span several lines
+
+
+def _delimited_columns(path: Path, text: str, tsv: bool) -> dict[str, list]:
+    rows = _csv_rows(text, tsv)
+    _, header = next(rows)
+    data = []
+    for line, row in rows:
+        if len(row) != len(header):
+            raise InputError(f"{path}, line {line}: {len(row)} fields but the header {header} has "
+                             f"{len(header)}; a {'TSV' if tsv else 'CSV'} file needs the same number on every line")
+        data.append(row)
+    return {name: _typed([row[i] for row in data]) for i, name in enumerate(header)}
 
 
 def _typed(values: list[str]) -> list:
@@ -66,19 +98,40 @@ def _typed(values: list[str]) -> list:
     return values
 
 
-def _json_records(path: Path) -> list[dict]:
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix.lower() == ".jsonl":
-            records = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
+def _json_records(path: Path, text: str) -> list[dict]:
+    if path.suffix.lower() == ".jsonl":
+        records = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise InputError(f"{path}, line {number}: not valid JSON ({err.msg} at column {err.colno})") from None
+    else:
+        try:
             records = json.loads(text)
-            records = records["data"] if isinstance(records, dict) and "data" in records else records
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path}: not valid JSON ({err})") from None
+        except json.JSONDecodeError as err:
+            raise InputError(f"{path}, line {err.lineno}: not valid JSON ({err.msg} at column {err.colno})") from None
+        records = records["data"] if isinstance(records, dict) and "data" in records else records
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise InputError(f"{path}: expected a list of JSON objects (one example each)")
     return records
+
+
+def row_location(where: str, index: int) -> str:
+    """Where example `index` (0-based, in file order) came from, for messages: 'dev.tsv, line 11' for files with
+    one example per line, 'train.json, record 3', or 'glue[validation], example 9 (counting from 0)'."""
+    path = Path(where)
+    if not path.is_file():
+        return f"{where}, example {index} (counting from 0)"
+    suffix = path.suffix.lower()
+    lines: list[int] = []
+    if suffix in (".csv", ".tsv"):
+        lines = [line for line, _ in _csv_rows(read_utf8(path), tsv=suffix == ".tsv")][1:]
+    elif suffix in (".jsonl", ".txt"):
+        lines = [number for number, line in enumerate(read_utf8(path).splitlines(), start=1) if line.strip()]
+    return f"{where}, line {lines[index]}" if index < len(lines) else f"{where}, record {index + 1}"
 
 
 def load_split(
@@ -124,7 +177,7 @@ def _label_id(value, label_names: list[str], num_labels: int, where: str, row: i
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < num_labels:
         return value
     allowed = f"the names {label_names} or " if label_names else ""
-    raise InputError(f"{where}, row {row}: label {value!r} is outside num_labels={num_labels}; "
+    raise InputError(f"{row_location(where, row)}: label {value!r} is outside num_labels={num_labels}; "
                      f"allowed are {allowed}integers 0..{num_labels - 1}")
 
 
@@ -142,7 +195,7 @@ def encode_regression_labels(dataset: datasets.Dataset, where: str) -> datasets.
         try:
             values.append(float(value))
         except (TypeError, ValueError):
-            raise InputError(f"{where}, row {row}: regression label {value!r} is not a number") from None
+            raise InputError(f"{row_location(where, row)}: regression label {value!r} is not a number") from None
     return dataset.remove_columns("label").add_column("label", values)
 
 
@@ -151,7 +204,7 @@ def encode_tag_sequences(dataset: datasets.Dataset, label_names: list[str], wher
     tag_ids = []
     for row, (tokens, tags) in enumerate(zip(dataset["tokens"], dataset["tags"])):
         if not isinstance(tokens, list) or not isinstance(tags, list) or len(tokens) != len(tags):
-            raise InputError(f"{where}, row {row}: tokens and tags must be lists of the same length, got "
+            raise InputError(f"{row_location(where, row)}: tokens and tags must be lists of the same length, got "
                              f"{tokens!r:.80} and {tags!r:.80}")
         tag_ids.append([_label_id(tag, label_names, len(label_names), where, row) for tag in tags])
     return dataset.remove_columns("tags").add_column("tags", tag_ids)

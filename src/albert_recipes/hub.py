@@ -1,30 +1,33 @@
 """Hub export and upload: a self-contained model folder, its model card, and a one-commit push.
 
 `export_for_hub` turns a trained model folder (or a PEFT adapter, optionally merged into its base) into a folder
-that loads anywhere with `trust_remote_code=True`; `write_model_card` writes its README.md; `push_folder_to_hub`
-uploads exactly the files of a folder, after refusing anything that looks like a secret or a training state.
+that loads anywhere with `trust_remote_code=True`; `write_model_card` / `write_finetune_card` (from
+`albert_recipes.model_card`) write its README.md; `push_folder_to_hub` uploads exactly the files of a folder, after
+refusing anything that looks like a secret or a training state, and says in one line when the Hub cannot be reached.
 The token comes from `HF_TOKEN` or the `huggingface_hub` login and is never printed or written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import logging
 import re
 import shutil
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .io_utils import atomic_directory, atomic_write_text
 from .errors import InputError
+from .inference import adapter_head_rows
+from .io_utils import atomic_directory, atomic_write_text
+from .model_card import MODEL_TYPE, PEFT_TASKS, label_names, write_finetune_card, write_model_card
+from .model_card import read_optional as _read_optional
 
 logger = logging.getLogger(__name__)
 
-MODEL_TYPE = "albert_recipes"
 CODE_FILES = ("configuration_albert_recipes.py", "modeling_albert_recipes.py")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 TOKENIZER_FILES = (
@@ -46,27 +49,6 @@ SECRET_PATTERNS = (
 TOKEN_LIKE = re.compile(rb"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{30,}")
 # Folders huggingface_hub itself never uploads (git metadata, its local upload cache).
 SKIPPED_DIRS = (".git", ".cache")
-
-# Numbers a run records beside its metrics; they go in the card's table, not in its `metrics` metadata.
-NOT_METRICS = re.compile(r"(global_)?steps?|epochs?|lr|learning_rate|.*(time|runtime|second|tokens|samples|examples).*")
-
-# Architecture suffix -> (Auto class used in the usage snippet, pipeline tag on the Hub).
-TASKS = {
-    "ForPreTraining": ("AutoModelForPreTraining", "fill-mask"),
-    "ForMaskedLM": ("AutoModelForMaskedLM", "fill-mask"),
-    "ForSequenceClassification": ("AutoModelForSequenceClassification", "text-classification"),
-    "ForTokenClassification": ("AutoModelForTokenClassification", "token-classification"),
-    "ForQuestionAnswering": ("AutoModelForQuestionAnswering", "question-answering"),
-    "ForMultipleChoice": ("AutoModelForMultipleChoice", None),
-    "Model": ("AutoModel", "feature-extraction"),
-}
-PEFT_TASKS = {  # peft's task_type -> architecture suffix of the base model it adapts
-    "SEQ_CLS": "ForSequenceClassification",
-    "TOKEN_CLS": "ForTokenClassification",
-    "QUESTION_ANS": "ForQuestionAnswering",
-    "FEATURE_EXTRACTION": "Model",
-}
-
 
 # ---------------------------------------------------------------- checking what may leave the machine
 
@@ -95,6 +77,54 @@ def require_token() -> str:
             "(or use a dry run to see what would be uploaded)"
         )
     return token
+
+
+def check_online() -> None:
+    """Refuse early, before anything is exported, when huggingface_hub is told to stay offline."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise InputError("HF_HUB_OFFLINE is set, so nothing can be uploaded: unset it (or set HF_HUB_OFFLINE=0) to "
+                         "push, or use a dry run to see what would be uploaded")
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    """Connection-level errors of the HTTP client huggingface_hub uses (httpx in 1.x, httpx2 in 2.x, requests
+    before): only a client that is loaded can have raised one."""
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    for module_name, name in (("httpx", "TransportError"), ("httpx2", "TransportError"),
+                              ("requests", "ConnectionError"), ("requests", "Timeout")):
+        error = getattr(sys.modules.get(module_name), name, None)
+        if isinstance(error, type) and issubclass(error, BaseException):
+            errors.append(error)
+    return tuple(errors)
+
+
+@contextlib.contextmanager
+def hub_errors(action: str) -> Iterator[None]:
+    """Turn "the Hub cannot be reached" and "the Hub refused the token" into one clear line (`InputError`) naming
+    the endpoint and what to check; any other error keeps its traceback."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    try:
+        yield
+    except OfflineModeIsEnabled as err:
+        raise InputError(f"{action}: HF_HUB_OFFLINE is set; unset it to reach {constants.ENDPOINT}") from err
+    except HfHubHTTPError as err:
+        status = getattr(getattr(err, "response", None), "status_code", None)
+        if status not in (401, 403):
+            raise
+        detail = (getattr(err, "server_message", None) or str(err)).strip().splitlines()[0]
+        raise InputError(
+            f"{action}: the Hub at {constants.ENDPOINT} refused the token (HTTP {status}: {detail}); check HF_TOKEN "
+            "or `hf auth login`, and that the token may write to that namespace"
+        ) from err
+    except _network_errors() as err:
+        raise InputError(
+            f"{action}: cannot reach the Hugging Face Hub at {constants.ENDPOINT} ({type(err).__name__}: {err}); "
+            "check the network connection, proxy settings and HF_ENDPOINT. No commit was made"
+        ) from err
 
 
 def list_folder_files(folder: str | Path) -> list[Path]:
@@ -172,147 +202,6 @@ def _human_size(size: int) -> str:
     return f"{size} B" if exponent == 0 else f"{size / 1024**exponent:.1f} {unit}"
 
 
-# ---------------------------------------------------------------- model card
-
-
-def _flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    flat: dict[str, float] = {}
-    for key, value in metrics.items():
-        if isinstance(value, dict):
-            flat.update(_flatten_metrics(value, prefix=f"{prefix}{key}."))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            flat[f"{prefix}{key}"] = float(value)
-    return flat
-
-
-def _metric_name(key: str) -> str | None:
-    """'eval.accuracy' / 'eval/accuracy' / 'dev_f1' -> 'accuracy' / 'f1'; None for bookkeeping like steps."""
-    name = re.split(r"[./]", key)[-1].lower()
-    name = re.sub(r"^(eval|dev|test|valid|validation|train)_", "", name)
-    return None if NOT_METRICS.fullmatch(name) else name
-
-
-def _read_optional(folder: Path, name: str) -> Any:
-    path = folder / name
-    if not path.is_file():
-        return None
-    text = path.read_text(encoding="utf-8")
-    return json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
-
-
-def _usage_snippet(folder: Path, repo_id: str) -> str:
-    adapter = _read_optional(folder, "adapter_config.json")
-    if adapter is not None:
-        suffix = PEFT_TASKS.get(adapter.get("task_type") or "", "Model")
-        auto = TASKS[suffix][0]
-        base = adapter.get("base_model_name_or_path") or "<base model>"
-        weights = folder / "adapter_model.safetensors"
-        labels = _classifier_rows(weights) if weights.is_file() and suffix != "Model" else None
-        head = f", num_labels={labels}" if labels else ""
-        return (
-            "```python\n"
-            f"from transformers import AutoTokenizer, {auto}\n"
-            "from peft import PeftModel\n\n"
-            f'base = {auto}.from_pretrained("{base}"{head}, trust_remote_code=True)\n'
-            f'model = PeftModel.from_pretrained(base, "{repo_id}")\n'
-            f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")\n'
-            "```"
-        )
-    config = _read_optional(folder, "config.json") or {}
-    architecture = (config.get("architectures") or ["AlbertRecipesModel"])[0]
-    auto = next((auto for suffix, (auto, _) in TASKS.items() if architecture.endswith(suffix)), "AutoModel")
-    return (
-        "```python\n"
-        f"from transformers import AutoTokenizer, {auto}\n\n"
-        f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")\n'
-        f'model = {auto}.from_pretrained("{repo_id}", trust_remote_code=True)\n'
-        'inputs = tokenizer("ALBERT shares parameters across layers.", return_tensors="pt")\n'
-        "outputs = model(**inputs)\n"
-        "```\n\n"
-        "`trust_remote_code=True` runs the two self-contained files `configuration_albert_recipes.py` and "
-        "`modeling_albert_recipes.py` shipped in this repository; read them first, or "
-        "`pip install albert-recipes` and `import albert_recipes` to use the installed classes instead."
-    )
-
-
-def _hub_link(repo_or_path: str) -> str:
-    if Path(repo_or_path).exists():  # a local folder: no page to link to
-        return f"`{repo_or_path}`"
-    return f"[{repo_or_path}](https://huggingface.co/{repo_or_path})"
-
-
-def infer_pipeline_tag(folder: str | Path) -> str | None:
-    folder = Path(folder)
-    adapter = _read_optional(folder, "adapter_config.json")
-    if adapter is not None:
-        return TASKS[PEFT_TASKS.get(adapter.get("task_type") or "", "Model")][1]
-    architectures = (_read_optional(folder, "config.json") or {}).get("architectures") or []
-    for suffix, (_, tag) in TASKS.items():
-        if architectures and architectures[0].endswith(suffix):
-            return tag
-    return None
-
-
-def write_model_card(
-    folder: str | Path,
-    *,
-    base_model: str | None = None,
-    datasets: Sequence[str] = (),
-    metrics: dict | None = None,
-    training_config: dict | None = None,
-    pipeline_tag: str | None = None,
-    tags: Sequence[str] = (),
-    license: str = "apache-2.0",
-    repo_id: str | None = None,
-) -> Path:
-    """Write `folder/README.md`: Hub metadata, a usage snippet, the evaluation table and the training config.
-
-    `metrics`/`training_config` default to the folder's `metrics.json`/`recipe_config.yaml` when present;
-    `pipeline_tag` defaults to the one implied by the architecture; `repo_id` only fills the usage snippet.
-    """
-    from huggingface_hub import ModelCard, ModelCardData
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"model folder not found: {folder}")
-    metrics = metrics if metrics is not None else _read_optional(folder, "metrics.json") or {}
-    training_config = training_config if training_config is not None else _read_optional(folder, "recipe_config.yaml")
-    is_adapter = (folder / "adapter_config.json").is_file()
-    flat = _flatten_metrics(metrics)
-    # a run's metrics.json also holds parameter counts, step counts...: show the held-out scores when it has them
-    flat = {k: v for k, v in flat.items() if re.match(r"(eval|dev|test|valid|validation)[._/]", k)} or flat
-    data = ModelCardData(
-        library_name="peft" if is_adapter else "transformers",
-        pipeline_tag=pipeline_tag or infer_pipeline_tag(folder),
-        tags=list(dict.fromkeys(["albert", MODEL_TYPE, "custom_code", *(["lora"] if is_adapter else []), *tags])),
-        datasets=list(datasets) or None,
-        metrics=[name for name in dict.fromkeys(map(_metric_name, flat)) if name] or None,
-        base_model=base_model if base_model and not Path(base_model).exists() else None,  # Hub ids only
-        license=license,
-    )
-    repo_id = repo_id or f"your-namespace/{folder.name}"
-    what = "A LoRA adapter for an ALBERT" if is_adapter else "An ALBERT"
-    sections = [
-        f"# {repo_id.split('/')[-1]}\n\n{what} model (Lan et al., 2019, *ALBERT: A Lite BERT for Self-supervised "
-        "Learning of Language Representations*) trained with the `albert_recipes` recipes"
-        + (f", starting from {_hub_link(base_model)}." if base_model else "."),
-        "## Usage\n\n" + _usage_snippet(folder, repo_id),
-    ]
-    if flat:
-        rows = "\n".join(f"| {key} | {value:.4g} |" for key, value in flat.items())
-        sections.append(f"## Evaluation\n\n| metric | value |\n| --- | --- |\n{rows}")
-    plots = sorted(p.name for p in folder.glob("*.png"))
-    if plots:
-        sections.append("## Plots\n\n" + "\n\n".join(f"![{Path(name).stem}]({name})" for name in plots))
-    if training_config:
-        dumped = yaml.safe_dump(training_config, sort_keys=False).strip()
-        sections.append(f"## Training configuration\n\n```yaml\n{dumped}\n```")
-    card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n")
-    path = folder / "README.md"
-    atomic_write_text(path, str(card))
-    return path
-
-
 # ---------------------------------------------------------------- upload
 
 
@@ -345,19 +234,22 @@ def push_folder_to_hub(
         print(f"[dry run] would upload to {target}:\n{format_upload_plan(folder, files)}")
         return f"{constants.ENDPOINT}/{repo_id}/tree/{revision or 'main'}"
 
+    check_online()
     api = HfApi(token=token)
-    repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-    if revision and revision != constants.DEFAULT_REVISION:
-        api.create_branch(repo_id, branch=revision, exist_ok=True)
-    # create_commit rather than upload_folder: with hf_xet installed upload_folder may split a folder into
-    # several commits, and this way exactly the checked files are sent.
-    operations = [CommitOperationAdd(path_in_repo=rel.as_posix(), path_or_fileobj=str(folder / rel)) for rel in files]
-    info = api.create_commit(
-        repo_id,
-        operations,
-        commit_message=commit_message or f"Upload {folder.name} with albert_recipes",
-        revision=revision,
-    )
+    with hub_errors(f"uploading {folder} to {repo_id}"):
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        if revision and revision != constants.DEFAULT_REVISION:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        # create_commit rather than upload_folder: with hf_xet installed upload_folder may split a folder into
+        # several commits, and this way exactly the checked files are sent.
+        operations = [CommitOperationAdd(path_in_repo=rel.as_posix(), path_or_fileobj=str(folder / rel))
+                      for rel in files]
+        info = api.create_commit(
+            repo_id,
+            operations,
+            commit_message=commit_message or f"Upload {folder.name} with albert_recipes",
+            revision=revision,
+        )
     print(f"uploaded {len(files)} file(s) to {target}: {info.commit_url}")
     return info.commit_url
 
@@ -482,21 +374,22 @@ def _save_merged(source: Path, base_model: str | None, out: Path) -> None:
     suffix = PEFT_TASKS.get(adapter_config.get("task_type") or "", "Model")
     config = AutoConfig.from_pretrained(base_model)  # importing this package registered albert_recipes
     architecture = type(config).__name__.removesuffix("Config") + suffix
-    model_kwargs = {}
-    classifier = _classifier_rows(source / "adapter_model.safetensors")
+    model_kwargs: dict[str, Any] = {}
+    classifier = adapter_head_rows(source / "adapter_model.safetensors")
     if classifier is not None:
         model_kwargs["num_labels"] = classifier
+    labels = label_names(source)  # the base (a pretrained model) does not know the task's labels
+    if labels and len(labels) == classifier:
+        model_kwargs["id2label"] = dict(enumerate(labels))
+        model_kwargs["label2id"] = {name: i for i, name in enumerate(labels)}
+    elif classifier == 1 and suffix == "ForSequenceClassification":  # one output: the recipe's regression head
+        model_kwargs["problem_type"] = "regression"
     base = _model_class(architecture).from_pretrained(base_model, **model_kwargs)
     merged = PeftModel.from_pretrained(base, source).merge_and_unload()
     merged.save_pretrained(out)
 
 
-def _classifier_rows(adapter_weights: Path) -> int | None:
-    """Number of labels of a classification adapter, read off the head it saved (peft's modules_to_save)."""
-    from safetensors import safe_open
-
-    with safe_open(adapter_weights, framework="pt") as f:
-        for key in f.keys():
-            if key.endswith(("classifier.weight", "qa_outputs.weight")):
-                return f.get_slice(key).get_shape()[0]
-    return None
+__all__ = [
+    "check_files", "check_online", "export_for_hub", "hub_errors", "label_names", "push_folder_to_hub",
+    "require_token", "validate_repo_id", "write_finetune_card", "write_model_card",
+]  # fmt: skip

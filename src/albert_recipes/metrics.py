@@ -210,6 +210,29 @@ def squad_metrics(predictions: list[dict], references: list[dict]) -> dict[str, 
     return SquadMetric(keep_in_memory=True).compute(predictions=predictions, references=references)
 
 
+def trivial_baselines(references: list, kind: str, num_labels: int = 0, train_references: list | None = None
+                      ) -> dict[str, float]:
+    """The scores of a model that learnt nothing, with the same metric functions, for scale beside real scores.
+
+    kind "classification": always the most frequent class (of `train_references` if given, else of `references`);
+    "regression": always the mean; "tags": every word tagged with the most frequent tag (usually O). Keys are
+    prefixed with what the constant is: majority_class_accuracy, mean_prediction_mse, majority_tag_f1, ...
+    """
+    source = train_references if train_references is not None else references
+    if kind == "classification":
+        majority = collections.Counter(source).most_common(1)[0][0]
+        scores = classification_metrics([majority] * len(references), references, num_labels)
+        return {f"majority_class_{k}": v for k, v in scores.items()}
+    if kind == "regression":
+        mean = float(np.mean(source))
+        return {"mean_prediction_mse": float(np.mean((np.asarray(references, np.float64) - mean) ** 2))}
+    if kind == "tags":
+        majority = collections.Counter(tag for tags in source for tag in tags).most_common(1)[0][0]
+        scores = entity_metrics([[majority] * len(tags) for tags in references], references)
+        return {f"majority_tag_{k}": v for k, v in scores.items()}
+    raise InputError(f"unknown baseline kind {kind!r}; choose 'classification', 'regression' or 'tags'")
+
+
 def plot_confusion_matrix(matrix: np.ndarray, label_names: list[str], path: str | Path) -> Path:
     """Save a labelled confusion-matrix heat map (PNG) with the count in every cell."""
     import matplotlib
