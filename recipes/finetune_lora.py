@@ -9,8 +9,9 @@ token classification, extractive question answering. A plain accelerate loop; ru
 The base model is a pretrained folder (`model.name_or_path`, e.g. outputs/pretrain/small/final) or a random
 `model.preset` (with `model.tokenizer_path`, or a Unigram tokenizer trained on the task's text). Outputs under
 `output_dir`: `adapter/` (LoRA; loads with AutoPeftModelFor... after `import albert_recipes`) or `model/` (full),
-`base/` (the random-init base an adapter needs), optional `merged/` (adapter merged into the base; loads with
-plain AutoModelFor...), `predictions.jsonl`, `metrics.json`, `confusion_matrix.png`, `recipe_config.yaml`, `logs/`.
+`base/` (the base the adapter names, with this task's labels), optional `merged/` (adapter merged into the base;
+loads with plain AutoModelFor...), `predictions.jsonl`, `metrics.json`, `confusion_matrix.png`, `recipe_config.yaml`,
+`logs/`. Each export has its model card (README.md); recipes/predict.py runs any of them on a file of texts.
 ALBERT shares its layer across depth, so one LoRA adapter acts at every layer (see albert_recipes.lora).
 """
 
@@ -405,13 +406,17 @@ def score(outputs: dict[str, list], cfg: FinetuneLoraConfig, evaluation, eval_fe
 # ---------------------------------------------------------------- saving
 
 
-def save_folder(path: Path, write, tokenizer, config_yaml: str, metrics_json: str) -> Path:
-    """One export folder, written atomically with the tokenizer, merged config and metrics beside the weights."""
+def save_folder(path: Path, write, tokenizer, config_yaml: str, metrics_json: str, card: dict | None = None) -> Path:
+    """One export folder, written atomically with the tokenizer, merged config, metrics and model card."""
+    from albert_recipes.hub import write_finetune_card
+
     with atomic_directory(path) as tmp:
         write(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "recipe_config.yaml").write_text(config_yaml, encoding="utf-8")
         (tmp / "metrics.json").write_text(metrics_json, encoding="utf-8")
+        if card is not None:  # after save_pretrained, so PEFT's empty README template is replaced
+            write_finetune_card(tmp, **card, repo_id=f"your-namespace/{path.parent.name}-{card['kind']}")
     return path
 
 
@@ -451,7 +456,9 @@ def main(cfg: FinetuneLoraConfig) -> dict:
     if cfg.finetune.mode == "lora":
         from peft import get_peft_model
 
-        if not cfg.model.name_or_path:  # the adapter needs its random base saved beside it to be reloadable
+        # the adapter's base is saved beside it: a random init to be reloadable, a local pretrained model so that
+        # the base PEFT's AutoPeftModel... loads carries this task's head config (num_labels, label names)
+        if not cfg.model.name_or_path or Path(cfg.model.name_or_path).is_dir():
             base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         peft_config = lora_config(PEFT_TASK_TYPES[task], cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout,
                                   cfg.lora.target_modules, cfg.lora.modules_to_save)
@@ -524,6 +531,8 @@ def main(cfg: FinetuneLoraConfig) -> dict:
     metrics_json = json.dumps(result, indent=2) + "\n"
     unwrapped = accelerator.unwrap_model(model)
     folders = {}
+    hub_base = cfg.model.name_or_path if not Path(cfg.model.name_or_path or ".").exists() else None  # a Hub id
+    card = {"result": result, "recipe_config": config_to_dict(cfg), "base_model": hub_base}  # for every export
     if cfg.finetune.mode == "lora":
         if base_state is not None:
             base = type(unwrapped.get_base_model())(unwrapped.get_base_model().config)
@@ -531,17 +540,15 @@ def main(cfg: FinetuneLoraConfig) -> dict:
             folders["base"] = save_folder(output_dir / "base", base.save_pretrained, tokenizer, config_yaml,
                                           metrics_json)
             unwrapped.peft_config["default"].base_model_name_or_path = str(folders["base"].resolve())
-        elif Path(cfg.model.name_or_path).is_dir():  # a local base: reloadable from any working directory
-            unwrapped.peft_config["default"].base_model_name_or_path = str(Path(cfg.model.name_or_path).resolve())
         folders["adapter"] = save_folder(output_dir / "adapter", unwrapped.save_pretrained, tokenizer, config_yaml,
-                                         metrics_json)
+                                         metrics_json, {"kind": "adapter", **card})
         if cfg.finetune.save_merged:
             merged = unwrapped.merge_and_unload()
             folders["merged"] = save_folder(output_dir / "merged", merged.save_pretrained, tokenizer, config_yaml,
-                                            metrics_json)
+                                            metrics_json, {"kind": "merged", **card})
     else:
         folders["model"] = save_folder(output_dir / "model", unwrapped.save_pretrained, tokenizer, config_yaml,
-                                       metrics_json)
+                                       metrics_json, {"kind": "model", **card})
     atomic_write_text(output_dir / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     atomic_write_text(output_dir / "metrics.json", metrics_json)
     atomic_write_text(output_dir / "recipe_config.yaml", config_yaml)
@@ -553,8 +560,8 @@ def main(cfg: FinetuneLoraConfig) -> dict:
         from albert_recipes import hub
 
         export = folders.get("merged") or folders.get("adapter") or folders["model"]
-        hub_base = cfg.model.name_or_path if not Path(cfg.model.name_or_path or ".").exists() else None
-        hub.write_model_card(export, base_model=hub_base, metrics=scores, training_config=config_to_dict(cfg))
+        kind = next(k for k in ("merged", "adapter", "model") if k in folders)
+        hub.write_finetune_card(export, kind=kind, **card, repo_id=cfg.hub.repo_id)
         hub.push_folder_to_hub(export, cfg.hub.repo_id, private=cfg.hub.private, revision=cfg.hub.revision)
     return {**result, "folders": {k: str(v) for k, v in folders.items()}}
 

@@ -250,7 +250,7 @@ def main(cfg: PredictConfig) -> dict:
                 classifier.task, classifier.label_names or "regression")
 
     # ---- predict
-    pairs = dataset["text_pair"] if "text_pair" in dataset.column_names else None
+    pairs = list(dataset["text_pair"]) if "text_pair" in dataset.column_names else None
     features = inference.encode(classifier, dataset["text"], pairs)
     truncated = sum(len(f["input_ids"]) >= classifier.max_length for f in features)
     if truncated:

@@ -42,7 +42,8 @@ class ExportConfig:
 
 @dataclass
 class CardConfig:
-    datasets: list[str] = field(default_factory=list, metadata={"help": "Hub ids of the training datasets"})
+    datasets: list[str] = field(default_factory=list, metadata={"help": "Hub ids of the training datasets for the "
+                                "card's metadata (its text names the files recorded in the run's config)"})
     tags: list[str] = field(default_factory=list, metadata={"help": "extra tags for the model card"})
     license: str = field(default="apache-2.0", metadata={"help": "license id for the model card"})
     pipeline_tag: str | None = field(default=None, metadata={"help": "Hub pipeline tag; default: from the model"})

@@ -73,6 +73,7 @@ class FakeHub:
         self.lfs_objects: dict[str, bytes] = {}
         self.commits: list[dict[str, Any]] = []
         self.requests: list[Recorded] = []
+        self.valid_tokens: set[str] | None = None  # None: any bearer token is accepted
         self.lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-hub", daemon=True)
@@ -246,7 +247,9 @@ def _handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 if match is None:
                     continue
                 # LFS PUTs go to storage, not the API, so (like S3) they carry no Hub token
-                if name != "lfs_put" and not self.headers.get("authorization", "").startswith("Bearer "):
+                authorization = self.headers.get("authorization", "")
+                if name != "lfs_put" and (not authorization.startswith("Bearer ") or (
+                        hub.valid_tokens is not None and authorization.removeprefix("Bearer ") not in hub.valid_tokens)):
                     self._reply(401, {"error": "Invalid credentials in Authorization header"})
                     return
                 try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -15,8 +16,11 @@ import yaml
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
-from albert_recipes import AlbertRecipesConfig, AlbertRecipesForMaskedLM, AlbertRecipesForSequenceClassification
+from albert_recipes import (
+    AlbertRecipesConfig, AlbertRecipesForMaskedLM, AlbertRecipesForPreTraining, AlbertRecipesForSequenceClassification,
+)
 from albert_recipes.cli import build_config
+from albert_recipes.errors import InputError
 from albert_recipes.hub import check_files, export_for_hub, push_folder_to_hub, write_model_card
 from albert_recipes.tokenization import train_unigram_tokenizer
 
@@ -26,8 +30,11 @@ from without_package import run_without_package
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 TOKEN = "hf_testTOKENnotREAL0123456789abcdefgh"  # shaped like a real token so the scanners would catch it
-METRICS = {"eval": {"loss": 3.25, "perplexity": 25.8, "mlm_accuracy": 0.125}, "step": 12}
-TRAINING_CONFIG = {"model": {"preset": "tiny"}, "train": {"lr": 0.00176, "max_steps": 12}}
+METRICS = {"eval": {"loss": 3.25, "perplexity": 25.8, "mlm_accuracy": 0.125}, "step": 12,
+           "baselines": {"mlm_unigram_token": "the", "mlm_unigram_accuracy": 0.0625}}
+TRAINING_CONFIG = {"model": {"preset": "tiny"}, "train": {"lr": 0.00176, "max_steps": 12, "batch_size": 8},
+                   "data": {"train_file": ["wiki/valid.txt", "wiki/test.txt"], "eval_fraction": 0.05,
+                            "vocab_size": 60, "max_seq_length": 64}}
 TEXTS = ["the quick brown fox jumps over the lazy dog", "albert shares parameters across all layers"] * 20
 
 
@@ -100,8 +107,13 @@ def test_model_card_metadata_parses_back(exported):
     assert data["datasets"] == ["wikitext"]
     assert {"albert", "albert_recipes", "custom_code"} <= set(data["tags"])
     assert data["metrics"] == ["loss", "perplexity", "mlm_accuracy"]  # the step count is no metric
-    assert "AutoModelForMaskedLM.from_pretrained(" in card.text and "trust_remote_code=True" in card.text
-    assert "| eval.perplexity | 25.8 |" in card.text and "| step |" not in card.text
+    assert 'pipeline("fill-mask", model="your-namespace/tiny", trust_remote_code=True)' in card.text
+    assert "| eval.perplexity | 25.8 | - |" in card.text and "| step |" not in card.text
+    # the real training data, from the run's config, and the baselines of its metrics.json
+    assert "- Text: `wiki/valid.txt`, `wiki/test.txt`." in card.text and "60-piece Unigram" in card.text
+    assert "| mlm_unigram_accuracy | 0.0625 |" in card.text and "| mlm_unigram_token | the |" in card.text
+    assert 'pip install torch "transformers>=5.0,<6"' in card.text and "not on PyPI" in card.text
+    assert "## Limitations" in card.text and "12 steps at a batch of 8" in card.text
     dumped = card.text.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert yaml.safe_load(dumped) == TRAINING_CONFIG
 
@@ -113,7 +125,8 @@ def test_write_model_card_for_an_adapter_names_its_base(tmp_path):
     card = ModelCard.load(path)
     assert card.data.library_name == "peft" and card.data.base_model == "someone/albert-base"
     assert card.data.pipeline_tag == "text-classification" and "lora" in card.data.tags and "sst2" in card.data.tags
-    assert 'PeftModel.from_pretrained(base, "me/lora")' in card.text and "| accuracy | 0.75 |" in card.text
+    assert 'AutoPeftModelForSequenceClassification.from_pretrained("me/lora", trust_remote_code=True)' in card.text
+    assert "| accuracy | 0.75 | - |" in card.text and '"peft>=0.15"' in card.text
 
 
 def test_export_loads_where_albert_recipes_is_not_installed(exported, tiny_run, tmp_path):
@@ -211,11 +224,13 @@ def test_cli_export_and_push_arrive_byte_for_byte(tiny_run, tmp_path):
 # child spends most of its time importing torch): per run, the exit status and what it printed.
 CLI_DRIVER = """
 import contextlib, io, json, os, runpy, sys
+from huggingface_hub import constants
 results = []
-for argv, token in json.loads(sys.argv[1]):
+for argv, token, offline in json.loads(sys.argv[1]):
     os.environ.pop("HF_TOKEN", None)
     if token:
         os.environ["HF_TOKEN"] = token
+    constants.HF_HUB_OFFLINE = offline  # what HF_HUB_OFFLINE=1 in the environment sets when huggingface_hub loads
     sys.argv = ["recipes/push_to_hub.py", *argv]
     out, err, code = io.StringIO(), io.StringIO(), 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -244,8 +259,15 @@ def test_cli_dry_run_and_bad_input(tiny_run, tmp_path):
         ([model, f"export.output_dir={tmp_path}/e"], TOKEN, 2, "hub.repo_id is required"),
         ([model, f"export.output_dir={tiny_run.parent}", "export.overwrite=true", "hub.repo_id=o/r"], TOKEN, 2,
          "would replace the model folder"),
+        # no network: the push names the endpoint and what to check; the finished export is kept and said so
+        ([model, f"export.output_dir={tmp_path}/f", "hub.repo_id=o/r"], TOKEN, 2,
+         "cannot reach the Hugging Face Hub at http://127.0.0.1:9 (ConnectError"),
+        # offline mode: refused before anything is exported
+        ([model, f"export.output_dir={tmp_path}/g", "hub.repo_id=o/r", "OFFLINE"], TOKEN, 2,
+         "HF_HUB_OFFLINE is set, so nothing can be uploaded"),
     ]  # fmt: skip
-    runs = json.dumps([[common + argv, token] for argv, token, _, _ in cases])
+    runs = json.dumps([[common + [a for a in argv if a != "OFFLINE"], token, "OFFLINE" in argv]
+                       for argv, token, _, _ in cases])
     env = hub_env(tmp_path, "http://127.0.0.1:9", None)  # nothing listens there: any upload attempt would fail
     done = subprocess.run([PYTHON, "-c", CLI_DRIVER, runs], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)  # fmt: skip
@@ -261,29 +283,68 @@ def test_cli_dry_run_and_bad_input(tiny_run, tmp_path):
     size = (tmp_path / "dry" / "model.safetensors").stat().st_size
     assert "[dry run] would upload" in dry and re.search(rf"model\.safetensors +{size / 1024:.1f} KB", dry)
     assert [p.name for p in busy.iterdir()] == ["keep.txt"]
-    assert not any((tmp_path / name).exists() for name in "abde")
+    assert not any((tmp_path / name).exists() for name in "abdeg")
+    assert f"The export {tmp_path}/f is complete; to try again, rerun with export.overwrite=true" in results[7]["stderr"]
+    assert sum(line.startswith("error:") for line in results[7]["stderr"].splitlines()) == 1
+
+
+def test_push_with_a_refused_token_says_so_in_one_line(tmp_path, fake_hub):
+    (tmp_path / "config.json").write_text("{}")
+    fake_hub.valid_tokens = {"hf_someoneELSEStoken0123456789abcdefgh"}
+    with pytest.raises(InputError, match=r"the Hub at http://127\.0\.0\.1:\d+ refused the token \(HTTP 401: "):
+        push_folder_to_hub(tmp_path, "org/x")
+    assert fake_hub.commits == []
+
+
+LABELS = ["negative", "neutral", "positive"]
 
 
 def _lora_classifier(tmp_path: Path):
+    """A fine-tuning run's adapter/ on a pretrained base that knows no labels (as the pretraining export)."""
     from peft import LoraConfig, get_peft_model
 
+    tokenizer = train_unigram_tokenizer(TEXTS, vocab_size=60, show_progress=False)
     torch.manual_seed(0)
-    base_dir = tmp_path / "base"
-    AlbertRecipesForSequenceClassification(tiny_config(vocab_size=50, num_labels=3)).save_pretrained(base_dir)
+    base_dir = tmp_path / "pretrained"
+    AlbertRecipesForPreTraining(tiny_config(vocab_size=len(tokenizer))).save_pretrained(base_dir)
     lora = LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, target_modules=["query", "value"])
-    model = get_peft_model(AlbertRecipesForSequenceClassification.from_pretrained(base_dir), lora)
+    head = AlbertRecipesForSequenceClassification.from_pretrained(
+        base_dir, num_labels=3, id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)})
+    model = get_peft_model(head, lora)
     with torch.no_grad():  # a trained adapter: B is no longer zero, so merging changes the weights
         for name, param in model.named_parameters():
             if "lora_B" in name or "classifier" in name:
                 param.add_(torch.randn_like(param) * 0.1)
-    adapter_dir = tmp_path / "finetune" / "adapter"
+    run = tmp_path / "finetune"
+    adapter_dir = run / "adapter"
     model.save_pretrained(adapter_dir)
-    (adapter_dir.parent / "metrics.json").write_text(json.dumps({"eval_accuracy": 0.5}))
-    (adapter_dir.parent / "recipe_config.yaml").write_text("finetune: {mode: lora}\n")
+    tokenizer.save_pretrained(adapter_dir)
+    result = {"task": "sequence_classification", "mode": "lora", "eval": {"accuracy": 0.625, "f1": 0.5},
+              "baselines": {"majority_class_accuracy": 0.375}, "label_names": LABELS, "eval_examples": 8,
+              "train": {"examples": 32, "steps": 4}, "parameters": {"trainable": 10, "total": 100}}
+    recipe_config = {"model": {"name_or_path": str(base_dir)}, "finetune": {"mode": "lora"},
+                     "data": {"task": "sequence_classification", "train_file": "reviews/train.tsv",
+                              "validation_file": "reviews/dev.tsv", "text_column": "sentence",
+                              "label_column": "label", "max_length": 32}, "lora": {"r": 4, "alpha": 8}}
+    (run / "metrics.json").write_text(json.dumps(result))
+    (run / "recipe_config.yaml").write_text(yaml.safe_dump(recipe_config))
     return base_dir, adapter_dir, model.eval()
 
 
-def test_adapter_exports_plain_and_merged(tmp_path):
+# Runs the `## Usage` code of several model cards, with the repo id replaced by a local folder, in one interpreter
+# where albert_recipes cannot be imported: exactly what a user of the Hub repository would run.
+def _run_card_snippets(cards: dict[Path, Path], tmp_path: Path) -> str:
+    blocks = []
+    for card, folder in cards.items():
+        text = card.read_text(encoding="utf-8")
+        code = text.split("## Usage", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+        repo_id = re.search(r'from_pretrained\("([^"]+)"|model="([^"]+)"', code).group(1, 2)
+        blocks.append(code.replace(next(r for r in repo_id if r), str(folder)))
+    env = hub_env(tmp_path, endpoint=None, token=None) | {"HF_HUB_OFFLINE": "1"}
+    return run_without_package("\n".join(blocks), cwd=tmp_path, env=env).stdout
+
+
+def test_adapter_exports_plain_and_merged_keep_labels_and_their_cards_run(tmp_path, exported):
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
@@ -293,11 +354,14 @@ def test_adapter_exports_plain_and_merged(tmp_path):
         expected = peft_model(input_ids=ids).logits
 
     plain = export_for_hub(adapter_dir, tmp_path / "plain", base_model=str(base_dir))
-    assert {p.name for p in plain.iterdir()} == {"adapter_config.json", "adapter_model.safetensors", "README.md",
-                                                 "metrics.json", "recipe_config.yaml"}  # fmt: skip
+    assert {p.name for p in plain.iterdir()} >= {"adapter_config.json", "adapter_model.safetensors", "README.md",
+                                                 "metrics.json", "recipe_config.yaml", "tokenizer.json"}  # fmt: skip
     plain_card = ModelCard.load(plain / "README.md")
-    assert plain_card.data.library_name == "peft" and "num_labels=3, trust_remote_code=True" in plain_card.text
-    base = AutoModelForSequenceClassification.from_pretrained(base_dir, trust_remote_code=True)
+    assert plain_card.data.library_name == "peft" and "id2label={0: 'negative', 1: 'neutral'" in plain_card.text
+    assert "- Training: `reviews/train.tsv` (32 examples)." in plain_card.text
+    assert "| accuracy | 0.625 | 0.375 (majority_class_accuracy) |" in plain_card.text
+    assert "More Information Needed" not in plain_card.text  # PEFT's empty template
+    base = AutoModelForSequenceClassification.from_pretrained(base_dir, num_labels=3)
     with torch.no_grad():
         reloaded = PeftModel.from_pretrained(base, plain).eval()(input_ids=ids).logits
     torch.testing.assert_close(reloaded, expected)
@@ -305,13 +369,24 @@ def test_adapter_exports_plain_and_merged(tmp_path):
     merged = export_for_hub(adapter_dir, tmp_path / "merged", merge_adapter=True, base_model=str(base_dir))
     assert not (merged / "adapter_config.json").exists() and (merged / "modeling_albert_recipes.py").is_file()
     model = AutoModelForSequenceClassification.from_pretrained(merged, trust_remote_code=True).eval()
+    assert model.config.id2label == dict(enumerate(LABELS))  # the base knew no labels; the export keeps them
     with torch.no_grad():
         torch.testing.assert_close(model(input_ids=ids).logits, expected, rtol=1e-4, atol=1e-5)
     assert ModelCard.load(merged / "README.md").data.pipeline_tag == "text-classification"
 
+    printed = _run_card_snippets({plain / "README.md": plain, merged / "README.md": merged,
+                                  exported / "README.md": exported}, tmp_path).splitlines()
+    adapter_out, merged_out, fill_out = (ast.literal_eval(line) for line in printed[-3:])
+    assert adapter_out == merged_out  # the same model, through PEFT and merged
+    assert adapter_out[0]["label"] in LABELS and 0 < adapter_out[0]["score"] <= 1
+    assert len(fill_out) == 5 and all("token_str" in guess for guess in fill_out)
 
-def test_finetune_recipe_push_to_hub_sends_its_export(tmp_path, fake_hub):
-    """The training recipes' `hub.push_to_hub=true` branch goes through the same card + one-commit upload."""
+
+def test_finetune_recipe_push_to_hub_sends_its_export(tmp_path, fake_hub, tiny_run):
+    """The training recipes' `hub.push_to_hub=true` branch goes through the same card + one-commit upload; from a
+    pretrained base that knows no labels, the adapter loads with PEFT's AutoPeftModel... and keeps the names."""
+    from peft import AutoPeftModelForSequenceClassification
+
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("finetune_lora_for_hub_test", ROOT / "recipes" / "finetune_lora.py")
@@ -320,7 +395,8 @@ def test_finetune_recipe_push_to_hub_sends_its_export(tmp_path, fake_hub):
     spec.loader.exec_module(recipe)
     threads = torch.get_num_threads()
     overrides = ["data.synthetic_examples=64", "train.epochs=1", f"output_dir={tmp_path / 'ft'}",
-                 "hub.push_to_hub=true", "hub.repo_id=org/albert-lora", "hub.revision=v1"]  # fmt: skip
+                 "hub.push_to_hub=true", "hub.repo_id=org/albert-lora", "hub.revision=v1", "model.preset=",
+                 f"model.name_or_path={tiny_run}", "data.label_names=[negative,positive]"]  # fmt: skip
     cfg = build_config(recipe.FinetuneLoraConfig, ROOT / "recipes/configs/finetune_lora/debug.yaml", overrides)
     try:
         recipe.main(cfg)
@@ -333,3 +409,11 @@ def test_finetune_recipe_push_to_hub_sends_its_export(tmp_path, fake_hub):
     assert len(fake_hub.commits) == 1
     card = ModelCard.load(merged / "README.md")
     assert card.data.pipeline_tag == "text-classification" and "accuracy" in card.data.metrics
+    assert 'pipeline("text-classification", model="org/albert-lora", trust_remote_code=True)' in card.text
+    # every export of the run carries our card; the adapter's replaces PEFT's empty template
+    adapter_card = (tmp_path / "ft" / "adapter" / "README.md").read_text()
+    assert "## Training data" in adapter_card and "More Information Needed" not in adapter_card
+    assert "**Generated toy data, not real text**" in adapter_card and "**Not pretrained.**" not in adapter_card
+    adapter = AutoPeftModelForSequenceClassification.from_pretrained(tmp_path / "ft" / "adapter")
+    assert adapter.config.id2label == {0: "negative", 1: "positive"}
+    assert json.loads((merged / "config.json").read_text())["id2label"] == {"0": "negative", "1": "positive"}

@@ -191,7 +191,8 @@ def encode(classifier: Classifier, texts: list, pairs: list[str] | None = None) 
         for i, feature in enumerate(features):
             feature["word_ids"] = encoded.word_ids(i)
         return features
-    encoded = tokenizer(list(texts), pairs, truncation=True, max_length=classifier.max_length)
+    encoded = tokenizer(list(texts), list(pairs) if pairs is not None else None, truncation=True,
+                        max_length=classifier.max_length)
     return [dict(zip(encoded.keys(), values)) for values in zip(*encoded.values())]
 
 

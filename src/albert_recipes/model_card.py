@@ -137,7 +137,7 @@ def _install_section(adapter_base: str | None) -> str:
 
 def _usage_section(repo_id: str, tag: str | None, *, labels: list[str] | None, adapter_task: str | None = None,
                    regression: bool = False, pairs: bool = False, mask_token: str = "[MASK]",
-                   auto: str = "AutoModel") -> str:
+                   auto: str = "AutoModel", num_labels: int | None = None) -> str:
     """A `pipeline()` example that runs as written (the tests execute it), with the model's label names."""
     if tag not in PIPELINE_NAMES and not adapter_task:
         return ("## Usage\n\n```python\n"
@@ -153,6 +153,8 @@ def _usage_section(repo_id: str, tag: str | None, *, labels: list[str] | None, a
         if labels:  # an adapter's base (e.g. a pretrained model) may not know the task's labels: pass them
             head = (f"num_labels={len(labels)}, id2label={dict(enumerate(labels))!r}, "
                     f"label2id={ {name: i for i, name in enumerate(labels)}!r}, ")
+        elif num_labels:  # at least the head's size, or a 2-class default would not fit it
+            head = f"num_labels={num_labels}, "
         if regression:
             head = 'num_labels=1, problem_type="regression", '
         lines = [f"from peft import {peft_auto}", "from transformers import AutoTokenizer, pipeline", "",
@@ -331,6 +333,13 @@ def _hub_id(name: str | None) -> str | None:
     return name if name and not Path(name).exists() else None  # a local folder is no Hub id
 
 
+def _head_rows(folder: Path) -> int | None:
+    from .inference import adapter_head_rows  # inference imports this module
+
+    weights = folder / "adapter_model.safetensors"
+    return adapter_head_rows(weights) if weights.is_file() else None
+
+
 def _default_name(folder: Path) -> str:
     """'sst2-adapter' for a recipe's outputs/finetune/sst2/adapter, else the folder's own name."""
     generic = ("adapter", "merged", "model", "final", "base")
@@ -398,7 +407,7 @@ def write_model_card(
         _install_section(adapter_base),
         _usage_section(repo_id, pipeline_tag or default_tag, labels=label_names(folder),
                        adapter_task=adapter_task if adapter_task in PEFT_TASKS and adapter_task != "FEATURE_EXTRACTION"
-                       else None, mask_token=_mask_token(folder), auto=auto),
+                       else None, mask_token=_mask_token(folder), auto=auto, num_labels=_head_rows(folder)),
         data_text,
         _evaluation_section(scores, baselines),
         "## Limitations\n\n" + "\n".join(f"- {n}" for n in _pretrain_limitations(training_config or {}, run))
