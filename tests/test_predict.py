@@ -4,10 +4,7 @@ metrics and baselines from the fine-tuning metric functions; bad input answered 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,22 +17,15 @@ from albert_recipes import (
 )  # fmt: skip
 from albert_recipes.cli import build_config
 
-ROOT = Path(__file__).resolve().parents[1]
+from recipe_runner import load_recipe, run_cli
+
 LABELS = ["negative", "neutral", "positive"]
 TEXTS = ["a gripping and moving story", "the plot was dull", "it is a film", "wonderful acting, awful script",
          "nothing happens for two hours", "the best film of the year", "quite charming"]  # fmt: skip
 GOLD = ["positive", "negative", "neutral", "neutral", "negative", "positive", "positive"]
 
 
-def _load_recipe():
-    spec = importlib.util.spec_from_file_location("predict_recipe", ROOT / "recipes" / "predict.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
-
-
-recipe = _load_recipe()
+recipe = load_recipe("predict")
 
 
 def tiny_config(tokenizer, **overrides) -> AlbertRecipesConfig:
@@ -220,24 +210,6 @@ def test_token_classification_tags_per_word(tmp_path, tiny_tokenizer):
     assert result["baselines"]["majority_tag_accuracy"] == pytest.approx(4 / 9)  # "O" is 4 of 9 tags
 
 
-# Runs `python recipes/predict.py ARGS` several times in ONE fresh process (each child would spend most of its time
-# importing torch): the exit status and what each run printed.
-CLI_DRIVER = """
-import contextlib, io, json, runpy, sys
-results = []
-for argv in json.loads(sys.argv[1]):
-    sys.argv = ["recipes/predict.py", *argv]
-    out, err, code = io.StringIO(), io.StringIO(), 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            runpy.run_path("recipes/predict.py", run_name="__main__")
-        except SystemExit as exit:
-            code = exit.code
-    results.append({"code": code, "stderr": err.getvalue()})
-print(json.dumps(results))
-"""
-
-
 def test_cli_bad_input_one_line_and_nothing_written(tmp_path, model_dir):
     files = {
         "empty.txt": b"",
@@ -271,10 +243,7 @@ def test_cli_bad_input_one_line_and_nothing_written(tmp_path, model_dir):
         ([model, out, f"data.file={tmp_path}"], "is a directory, not a data file"),
         ([model, f"output_dir={used}", f"data.file={tmp_path / 'ok.txt'}"], f"output_dir {used} already exists"),
     ]
-    done = subprocess.run([sys.executable, "-c", CLI_DRIVER, json.dumps([argv for argv, _ in cases])], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    for (argv, message), result in zip(cases, json.loads(done.stdout.splitlines()[-1])):
+    for (argv, message), result in zip(cases, run_cli("predict", [{"argv": argv} for argv, _ in cases])):
         lines = [line for line in result["stderr"].splitlines() if line.startswith("error:")]
         assert result["code"] == 2 and len(lines) == 1 and message in lines[0], (argv, result["stderr"][-2000:])
         assert "Traceback" not in result["stderr"]
