@@ -39,6 +39,7 @@ PEFT_TASKS = {  # peft's task_type -> architecture suffix of the base model it a
     "QUESTION_ANS": "ForQuestionAnswering",
     "FEATURE_EXTRACTION": "Model",
 }
+PEFT_TASK_OF = {suffix: task for task, suffix in PEFT_TASKS.items()}
 FINETUNE_TASKS = {  # the fine-tuning recipe's data.task -> architecture suffix
     "sequence_classification": "ForSequenceClassification",
     "token_classification": "ForTokenClassification",
@@ -268,6 +269,27 @@ def _interval(p: float, n: int) -> float:
     return 1.96 * math.sqrt(max(p * (1 - p), 0.0) / n)
 
 
+def _training_section(result: dict, config: dict) -> str:
+    lora, train = config.get("lora") or {}, config.get("train") or {}
+    history, params = result.get("history") or [], result.get("parameters") or {}
+    mode = result.get("mode") or (config.get("finetune") or {}).get("mode")
+    lines = [f"- Mode: {mode}" + (f" (LoRA rank {lora.get('r')}, alpha {lora.get('alpha')})" if mode == "lora" else "")
+             + "."]
+    if params.get("total"):
+        lines.append(f"- Trainable parameters: {params['trainable']:,} of {params['total']:,}.")
+    if steps := (result.get("train") or {}).get("steps"):
+        rate = train.get("learning_rate", train.get("lr"))  # `lr` in configs written before the rename
+        lines.append(f"- {steps:,} optimizer steps over {len(history) or train.get('epochs')} epoch(s), batch "
+                     f"{train.get('batch_size')}, peak learning rate {rate}.")
+    if len(history) > 1:  # the held-out scores after every epoch
+        keys = [k for k, v in history[-1].items() if k not in ("epoch", "step") and isinstance(v, (int, float))]
+        rows = [f"| {h.get('epoch')} | {h.get('step')} | " + " | ".join(_format(float(h[k])) if k in h else "-"
+                                                                       for k in keys) + " |" for h in history]
+        lines.append("\n| epoch | step | " + " | ".join(keys) + " |\n| --- | --- | " + " | ".join("---" for _ in keys)
+                     + " |\n" + "\n".join(rows))
+    return "## Training\n\n" + "\n".join(lines)
+
+
 def _finetune_limitations(config: dict, result: dict, kind: str) -> list[str]:
     model, data = config.get("model") or {}, config.get("data") or {}
     scores, n = result.get("eval") or {}, result.get("eval_examples")
@@ -354,10 +376,6 @@ def _mask_token(folder: Path) -> str:
 # ---------------------------------------------------------------- entry points
 
 
-def is_finetune_run(metrics: dict | None, training_config: dict | None) -> bool:
-    return bool(metrics and training_config and "finetune" in training_config and "task" in metrics)
-
-
 def write_model_card(
     folder: str | Path,
     *,
@@ -383,8 +401,8 @@ def write_model_card(
     run = read_optional(folder, "metrics.json") or {}
     metrics = metrics if metrics is not None else run
     training_config = training_config if training_config is not None else read_optional(folder, "recipe_config.yaml")
-    if is_finetune_run(run if "task" in run else metrics, training_config):
-        result = run if "task" in run else metrics
+    result = run if "task" in run else metrics
+    if training_config and "finetune" in training_config and "task" in result:  # a fine-tuning run's export
         adapter = (folder / "adapter_config.json").is_file()
         kind = "adapter" if adapter else "model" if training_config["finetune"].get("mode") == "full" else "merged"
         return write_finetune_card(folder, kind=kind, result=result, recipe_config=training_config, repo_id=repo_id,
@@ -397,7 +415,9 @@ def write_model_card(
     auto, default_tag = TASKS[suffix]
     repo_id = repo_id or f"your-namespace/{_default_name(folder)}"
     data_text, hub_ids = _data_section(training_config or {}, run)
-    adapter_task = (adapter_config or {}).get("task_type") if adapter_config else None
+    adapter_task = (adapter_config or {}).get("task_type")
+    adapter_task = adapter_task if adapter_task in PEFT_TASK_OF.values() and adapter_task != "FEATURE_EXTRACTION" \
+        else None
     what = "A LoRA adapter for an ALBERT" if adapter_config else "An ALBERT"
     title = (f"# {repo_id.split('/')[-1]}\n\n{what} model (Lan et al., 2019, *ALBERT: A Lite BERT for Self-supervised "
              "Learning of Language Representations*) trained with the `albert_recipes` recipes"
@@ -406,8 +426,8 @@ def write_model_card(
     sections = [
         _install_section(adapter_base),
         _usage_section(repo_id, pipeline_tag or default_tag, labels=label_names(folder),
-                       adapter_task=adapter_task if adapter_task in PEFT_TASKS and adapter_task != "FEATURE_EXTRACTION"
-                       else None, mask_token=_mask_token(folder), auto=auto, num_labels=_head_rows(folder)),
+                       adapter_task=adapter_task, mask_token=_mask_token(folder), auto=auto,
+                       num_labels=_head_rows(folder)),
         data_text,
         _evaluation_section(scores, baselines),
         "## Limitations\n\n" + "\n".join(f"- {n}" for n in _pretrain_limitations(training_config or {}, run))
@@ -472,35 +492,13 @@ def write_finetune_card(
              "Language Representations*.")
     data_text, hub_ids = _data_section(recipe_config, result)
     scores, baselines = _split_metrics({**(result.get("eval") or {}), "baselines": result.get("baselines")})
-    history = result.get("history") or []
-    training = []
-    if result.get("mode") or kind:
-        lora = recipe_config.get("lora") or {}
-        train = recipe_config.get("train") or {}
-        rate = train.get("learning_rate", train.get("lr"))
-        training.append(f"- Mode: {result.get('mode', kind)}" + (f" (LoRA rank {lora.get('r')}, alpha "
-                        f"{lora.get('alpha')})" if result.get("mode") == "lora" else "") + ".")
-        params = result.get("parameters") or {}
-        if params.get("total"):
-            training.append(f"- Trainable parameters: {params['trainable']:,} of {params['total']:,}.")
-        steps = (result.get("train") or {}).get("steps")
-        if steps:
-            training.append(f"- {steps:,} optimizer steps over {len(history) or train.get('epochs')} epoch(s), batch "
-                            f"{train.get('batch_size')}, peak learning rate {rate}.")
-    if len(history) > 1:
-        keys = [k for k in history[-1] if k not in ("epoch", "step") and isinstance(history[-1][k], (int, float))]
-        training.append("\n| epoch | step | " + " | ".join(keys) + " |\n| --- | --- | " + " | ".join("---" for _ in keys)
-                        + " |\n" + "\n".join(f"| {h.get('epoch')} | {h.get('step')} | "
-                                             + " | ".join(_format(float(h[k])) if k in h else "-" for k in keys)
-                                             + " |" for h in history))
     sections = [
         _install_section(adapter_base),
-        _usage_section(repo_id, tag, labels=labels, adapter_task={"ForSequenceClassification": "SEQ_CLS",
-                       "ForTokenClassification": "TOKEN_CLS", "ForQuestionAnswering": "QUESTION_ANS"}[suffix]
-                       if kind == "adapter" else None, regression=regression, pairs=bool(data.get("text_pair_column"))),
+        _usage_section(repo_id, tag, labels=labels, adapter_task=PEFT_TASK_OF[suffix] if kind == "adapter" else None,
+                       regression=regression, pairs=bool(data.get("text_pair_column"))),
         data_text,
         _evaluation_section(scores, baselines),
-        "## Training\n\n" + "\n".join(training) if training else "",
+        _training_section(result, recipe_config),
         "## Limitations\n\n" + "\n".join(f"- {n}" for n in _finetune_limitations(recipe_config, result, kind)),
         _config_section(recipe_config),
     ]
