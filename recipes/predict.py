@@ -145,25 +145,21 @@ def check_labels(dataset, classifier: inference.Classifier, where: str):
 
 
 def sequence_rows(dataset, logits: list[np.ndarray], classifier: inference.Classifier, gold) -> list[dict]:
+    """text (, text_pair) (, gold label), then the predicted label with its probability and every class's; or the
+    predicted value for regression."""
+    stacked, names = np.stack(logits), classifier.label_names  # (N, C)
+    probabilities = None if classifier.regression else torch.softmax(torch.from_numpy(stacked), dim=-1).numpy()
     rows = []
-    stacked = np.stack(logits)  # (N, C)
-    if classifier.regression:
-        for i, example in enumerate(dataset):
-            row = {"text": example["text"], **({"text_pair": example["text_pair"]} if "text_pair" in example else {})}
-            row["prediction"] = float(stacked[i, 0])
-            if gold is not None:
-                row["label"] = float(gold[i])
-            rows.append(row)
-        return rows
-    probabilities = torch.softmax(torch.from_numpy(stacked), dim=-1).numpy()
-    names = classifier.label_names
     for i, example in enumerate(dataset):
-        best = int(probabilities[i].argmax())
         row = {"text": example["text"], **({"text_pair": example["text_pair"]} if "text_pair" in example else {})}
         if gold is not None:
-            row["label"] = names[gold[i]]
-        row.update(prediction=names[best], score=round(float(probabilities[i, best]), 6),
-                   probabilities={name: round(float(p), 6) for name, p in zip(names, probabilities[i])})
+            row["label"] = float(gold[i]) if classifier.regression else names[gold[i]]
+        if probabilities is None:
+            row["prediction"] = float(stacked[i, 0])
+        else:
+            best = int(probabilities[i].argmax())
+            row.update(prediction=names[best], score=round(float(probabilities[i, best]), 6),
+                       probabilities={name: round(float(p), 6) for name, p in zip(names, probabilities[i])})
         rows.append(row)
     return rows
 

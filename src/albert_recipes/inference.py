@@ -7,15 +7,16 @@ The seam for faster engines is small on purpose. A *backend* is any object with
 taking tokenized, unpadded examples (`input_ids`, `attention_mask`, `token_type_ids`) and returning one logits
 array per example: `(num_labels,)` for sequence tasks, `(len(input_ids), num_labels)` for token tasks.
 `TorchBackend` pads each batch to its longest example and runs the PyTorch model. An ONNX Runtime backend, or an
-unpadded (packed) PyTorch one, implements the same method and is added to `BACKENDS`; `batch_indices` is the one
-place that decides which examples share a batch (file order here; a length-grouped order slots in beside it).
-Results are put back in file order by index, whatever the batching.
+unpadded (packed) PyTorch one, implements the same method, is built from the same `Classifier` (its `folder` may hold
+a model.onnx, say) and is added to `BACKENDS` (the predict recipe's `model.backend` choices);
+`batch_indices` is the one place that decides which examples share a batch (file order here; a length-grouped order
+slots in beside it). `run` puts results back in file order by index, whatever the batching.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -46,8 +47,8 @@ class Classifier:
     label_names: list[str]  # id order; empty for regression
     regression: bool
     max_length: int  # what the run trained with, capped by the model's positions
-    source: str
-    run: dict = field(default_factory=dict)  # the training run's metrics.json, when the folder has one
+    folder: Path
+    source: str  # for logs: the folder, and the base an adapter was merged into
 
 
 def _run_file(folder: Path, name: str) -> Any:
@@ -144,8 +145,7 @@ def load_classifier(path: str | Path) -> Classifier:
     names = [] if regression else [config.id2label[i] for i in range(config.num_labels)]
     trained = (recipe_config.get("data") or {}).get("max_length") or tokenizer.model_max_length
     max_length = int(min(trained, config.max_position_embeddings))
-    return Classifier(model.eval(), tokenizer, task, names, regression, max_length, source,
-                      _run_file(folder, "metrics.json") or {})
+    return Classifier(model.eval(), tokenizer, task, names, regression, max_length, folder, source)
 
 
 class TorchBackend:
