@@ -1,3 +1,4 @@
+import subprocess
 import sys
 import time
 import unicodedata
@@ -53,7 +54,7 @@ def test_vocab_8000_on_embedded_corpus_takes_seconds():
     start = time.perf_counter()
     tok = train_tokenizer_on_documents(load_embedded_corpus(), vocab_size=8000, show_progress=False)
     assert time.perf_counter() - start < 30
-    assert len(tok) > 3000  # ~260 KB of prose runs out of frequent pieces before 8000
+    assert len(tok) > 2000  # ~260 KB of prose runs out of frequent pieces before 8000
 
 
 @pytest.mark.skipif(not WIKITEXT.is_dir(), reason=f"shared data missing: {WIKITEXT}")
@@ -109,3 +110,22 @@ def test_recipe_debug_config(tmp_path):
         config = f"recipes/configs/train_tokenizer/{variant}.yaml"
         first_line = (ROOT / config).read_text().splitlines()[0]
         assert first_line.startswith(f"# python recipes/train_tokenizer.py --config {config}")
+
+
+def test_two_fresh_processes_write_identical_tokenizer_files(tmp_path):
+    """Same corpus and settings in two fresh interpreters -> byte-identical files (the `tokenizers` Unigram trainer
+    fails this: its EM sums run in hash-map order, which differs per process)."""
+    script = (
+        "import sys\n"
+        "from albert_recipes.corpus import load_embedded_corpus\n"
+        "from albert_recipes.tokenization import train_tokenizer_on_documents\n"
+        "train_tokenizer_on_documents(load_embedded_corpus()[:80], vocab_size=500, show_progress=False,\n"
+        "                             output_dir=sys.argv[1])\n"
+    )
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for folder in folders:
+        subprocess.run([sys.executable, "-c", script, str(folder)], check=True, timeout=300)
+    names = sorted(p.name for p in folders[0].iterdir())
+    assert "tokenizer.json" in names and names == sorted(p.name for p in folders[1].iterdir())
+    for name in names:
+        assert (folders[0] / name).read_bytes() == (folders[1] / name).read_bytes(), name

@@ -1,6 +1,6 @@
-"""Train an ALBERT-style SentencePiece Unigram tokenizer with the `tokenizers` library.
+"""Train an ALBERT-style SentencePiece Unigram tokenizer, deterministically, and load it into `tokenizers`.
 
-The result is a `transformers.AlbertTokenizer` (the fast, tokenizers-backed class in transformers 5) with the
+Training runs Google's `sentencepiece` (same input -> same pieces in every fresh process); the result is a `transformers.AlbertTokenizer` (the fast, tokenizers-backed class in transformers 5) with the
 pipeline albert-base-v2 uses: `` and '' -> ", optional NFKD + accent stripping and lowercasing, whitespace split +
 Metaspace `▁`, and the `[CLS] A [SEP] B [SEP]` template. Special ids match albert-base-v2: <pad>=0, <unk>=1,
 [CLS]=2, [SEP]=3, [MASK]=4. A saved folder loads with `AutoTokenizer.from_pretrained(folder)`.
@@ -8,12 +8,11 @@ Metaspace `▁`, and the `[CLS] A [SEP] B [SEP]` template. Special ids match alb
 
 from __future__ import annotations
 
-import json
+import io
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from tokenizers import trainers
 from tqdm.auto import tqdm
 from transformers import AlbertTokenizer
 
@@ -40,6 +39,11 @@ def _texts_from_documents(documents: Iterable[list[str]]) -> Iterator[str]:
         yield from document
 
 
+# SentencePiece's trainer runs its EM steps on this many threads, whatever the machine: the result depends on the
+# thread count (partial sums are added per thread), so a fixed count gives the same pieces on every machine.
+SPM_NUM_THREADS = 8
+
+
 def train_unigram_tokenizer(
     texts: Iterable[str],
     vocab_size: int = 30_000,
@@ -50,38 +54,79 @@ def train_unigram_tokenizer(
     total: int | None = None,
     show_progress: bool = True,
     output_dir: str | Path | None = None,
+    max_sentences: int = 2_000_000,
+    seed: int = 0,
+    character_coverage: float = 1.0,
 ) -> AlbertTokenizer:
     """Train on an iterable of texts (sentences, lines or documents) streamed once; optionally save atomically.
 
-    `total` (the number of texts, if known) only feeds the progress bar. Returns a fast ALBERT tokenizer.
-    A small corpus may yield fewer pieces than `vocab_size` (the Unigram trainer stops when it runs out).
+    The Unigram model is trained by Google's `sentencepiece` (the trainer ALBERT's own vocabulary came from), which
+    gives the same pieces and scores in every fresh process for the same input; `tokenizers`' UnigramTrainer does
+    not (its word counts live in a randomly seeded hash map, so the EM sums run in a different order each time).
+    The pieces are then loaded into the fast, `tokenizers`-backed `AlbertTokenizer`, whose normalizer is applied to
+    every text before SentencePiece sees it, so training and use agree.
+
+    Memory: texts are streamed; SentencePiece keeps at most `max_sentences` of them, a uniform sample drawn with
+    `seed` (reservoir sampling) when there are more, so a corpus of any size trains in bounded memory.
+    `total` (the number of texts, if known) only feeds the progress bar. A small corpus may yield fewer pieces
+    than `vocab_size` (the trainer stops when it runs out). `character_coverage` 1.0 keeps every character seen.
     """
+    try:
+        import sentencepiece as spm
+    except ImportError:  # pragma: no cover - an install without the train extra
+        raise ImportError("training a tokenizer needs sentencepiece: pip install 'albert-recipes[train]'") from None
+
     if vocab_size <= len(ALBERT_SPECIAL_TOKENS):
         raise InputError(f"vocab_size={vocab_size} must be larger than the {len(ALBERT_SPECIAL_TOKENS)} special tokens")
+    if max_sentences < 1:
+        raise InputError(f"max_sentences={max_sentences} must be >= 1")
+    # Normalise exactly as the final tokenizer will, so training and use agree.
+    normalizer = _albert_tokenizer(None, lowercase, strip_accents, model_max_length).backend_tokenizer.normalizer
     seen = 0
 
-    def counted() -> Iterator[str]:
+    def normalized() -> Iterator[str]:
         nonlocal seen
         for text in tqdm(texts, total=total, desc="tokenizer: reading", unit=" texts", disable=not show_progress):
             if not isinstance(text, str):
                 raise InputError(f"tokenizer training expects strings, got {type(text).__name__}: {text!r:.80}")
-            if text.strip():
+            text = " ".join(normalizer.normalize_str(text).split())  # whitespace as WhitespaceSplit sees it
+            if text:
                 seen += 1
                 yield text
 
-    # Train the exact pipeline the final tokenizer runs, so normalisation at training and use time agree.
-    backend = _albert_tokenizer(None, lowercase, strip_accents, model_max_length).backend_tokenizer
-    trainer = trainers.UnigramTrainer(
-        vocab_size=vocab_size,
-        special_tokens=list(ALBERT_SPECIAL_TOKENS),
-        unk_token="<unk>",
-        max_piece_length=max_piece_length,
-        show_progress=False,
-    )
-    backend.train_from_iterator(counted(), trainer=trainer)
+    model = io.BytesIO()
+    spm.set_random_generator_seed(seed)  # the reservoir sample of sentences when there are more than max_sentences
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=normalized(),
+            model_writer=model,
+            model_type="unigram",
+            vocab_size=vocab_size,
+            hard_vocab_limit=False,  # a small corpus gives fewer pieces instead of an error
+            normalization_rule_name="identity",  # already normalised above
+            add_dummy_prefix=True,  # every word starts with ▁, as Metaspace(prepend_scheme="always") does
+            split_by_whitespace=True,
+            character_coverage=character_coverage,
+            max_sentencepiece_length=max_piece_length,
+            max_sentence_length=1 << 20,  # bytes; the corpus readers already drop overlong "sentences"
+            input_sentence_size=max_sentences,
+            shuffle_input_sentence=True,
+            pad_id=0, unk_id=1, bos_id=-1, eos_id=-1,
+            pad_piece="<pad>", unk_piece="<unk>",
+            control_symbols=list(ALBERT_SPECIAL_TOKENS[2:]),  # [CLS] [SEP] [MASK] -> ids 2, 3, 4
+            num_threads=SPM_NUM_THREADS,
+            minloglevel=2,
+        )
+    except RuntimeError as err:
+        if seen == 0:
+            raise InputError("no text to train the tokenizer on (the corpus is empty or blank)") from None
+        raise RuntimeError(f"sentencepiece training failed on {seen} texts: {err}") from err
     if seen == 0:
         raise InputError("no text to train the tokenizer on (the corpus is empty or blank)")
-    vocab = [(piece, score) for piece, score in json.loads(backend.to_str())["model"]["vocab"]]
+    processor = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    vocab = [(processor.id_to_piece(i), processor.get_score(i)) for i in range(processor.get_piece_size())]
+    assert [piece for piece, _ in vocab[: len(ALBERT_SPECIAL_TOKENS)]] == list(ALBERT_SPECIAL_TOKENS), vocab[:5]
+    vocab[: len(ALBERT_SPECIAL_TOKENS)] = [(piece, 0.0) for piece in ALBERT_SPECIAL_TOKENS]
     tokenizer = _albert_tokenizer(vocab, lowercase, strip_accents, model_max_length)
     logger.info("trained a Unigram tokenizer on %d texts: %d pieces (asked for %d)", seen, len(vocab), vocab_size)
     if output_dir is not None:
@@ -90,11 +135,9 @@ def train_unigram_tokenizer(
 
 
 def train_tokenizer_on_documents(documents: Iterable[list[str]], **kwargs) -> AlbertTokenizer:
-    """`train_unigram_tokenizer` on the sentences of documents (as returned by `albert_recipes.corpus`)."""
-    documents = list(documents)
-    return train_unigram_tokenizer(
-        _texts_from_documents(documents), total=sum(map(len, documents)), **kwargs
-    )
+    """`train_unigram_tokenizer` on the sentences of documents (as returned by `albert_recipes.corpus`), streamed:
+    a generator or a `datasets` column iterator never becomes a list of the whole corpus."""
+    return train_unigram_tokenizer(_texts_from_documents(documents), **kwargs)
 
 
 def save_tokenizer(
