@@ -36,9 +36,10 @@ def test_order_labels_and_lengths_on_synthetic_documents():
     same_doc_labels, max_seq_length = [], 48
     for d, doc in enumerate(docs):
         other_document = lambda r, d=d: docs[(d + r.randint(1, len(docs) - 1)) % len(docs)]  # noqa: E731
-        for a, b, label in create_sop_instances(doc, random.Random(d), max_seq_length, 0.1, other_document):
+        for a, b, label, from_other in create_sop_instances(doc, random.Random(d), max_seq_length, 0.1, other_document):
             assert a and b and len(a) + len(b) <= max_seq_length - 3
             assert all(doc_of[t] == d for t in a)
+            assert from_other == (not all(doc_of[t] == d for t in b))
             if all(doc_of[t] == d for t in b):  # a real sentence-order example
                 first, second = (a, b) if label == 0 else (b, a)
                 assert max(first) < min(second)  # label 0: A precedes B in the source; label 1: swapped
@@ -53,7 +54,7 @@ def test_order_labels_and_lengths_on_synthetic_documents():
 def test_single_sentence_document_takes_b_from_another_document():
     docs = [[[1, 2, 3]], [[10, 11], [12, 13]]]
     instances = create_sop_instances(docs[0], random.Random(0), 16, 0.0, lambda r: docs[1])
-    assert instances == [([1, 2, 3], [10, 11, 12, 13], 1)] or instances == [([1, 2, 3], [12, 13], 1)]
+    assert instances == [([1, 2, 3], [10, 11, 12, 13], 1, True)] or instances == [([1, 2, 3], [12, 13], 1, True)]
 
 
 def test_truncate_seq_pair_trims_the_longer_side_from_both_ends():
@@ -71,7 +72,8 @@ def test_truncate_seq_pair_trims_the_longer_side_from_both_ends():
 def test_build_sop_dataset_structure(documents, tiny_tokenizer):
     max_seq_length = 64
     ds = build_sop_dataset(documents, tiny_tokenizer, max_seq_length=max_seq_length, seed=7)
-    assert set(ds.column_names) == {"input_ids", "token_type_ids", "sentence_order_label", "example_id"}
+    assert set(ds.column_names) == {"input_ids", "token_type_ids", "sentence_order_label", "example_id",
+                                    "sop_random_document"}
     assert len(ds) > 500
     cls, sep = tiny_tokenizer.cls_token_id, tiny_tokenizer.sep_token_id
     for row in ds:

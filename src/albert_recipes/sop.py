@@ -8,7 +8,8 @@ boundary to cut at, so (as in the original) B is drawn from a random other docum
 Pairs too long are trimmed one token at a time from the longer side, randomly from its front or back.
 
 Determinism: each (document, dupe round) gets its own `random.Random` seeded from (seed, document index, round),
-so the examples do not depend on `num_proc`, batch size or process state.
+so the examples do not depend on `num_proc`, batch size or process state. Pretraining cuts epoch e with round e
+(`albert_recipes.pretraining_data`), so every epoch sees new target lengths, boundaries, swaps and random B's.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import hashlib
 import logging
 import random
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from .errors import InputError
@@ -42,8 +44,9 @@ def create_sop_instances(
     max_seq_length: int,
     short_seq_prob: float,
     random_document: Callable[[random.Random], Segments],
-) -> list[tuple[list[int], list[int], int]]:
-    """(tokens_a, tokens_b, sentence_order_label) pairs from one tokenized document, before special tokens."""
+) -> list[tuple[list[int], list[int], int, bool]]:
+    """(tokens_a, tokens_b, sentence_order_label, b_from_random_document) from one tokenized document, before
+    special tokens."""
     max_num_tokens = max_seq_length - 3  # [CLS] A [SEP] B [SEP]
     target_length = max_num_tokens
     if rng.random() < short_seq_prob:
@@ -75,7 +78,7 @@ def create_sop_instances(
                     tokens_a, tokens_b = tokens_b, tokens_a
             truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
             if tokens_a and tokens_b:
-                instances.append((tokens_a, tokens_b, label))
+                instances.append((tokens_a, tokens_b, label, len(chunk) == 1))
             chunk, chunk_length = [], 0
         i += 1
     return instances
@@ -117,7 +120,8 @@ class _DatasetPool(Sequence):
         return self.dataset[index]["segments"]
 
 
-def _tokenize_batch(batch: dict[str, list], tokenizer: Any, column: str) -> dict[str, list]:
+def _tokenize_batch(batch: dict[str, list], indices: list[int] | None = None, *, tokenizer: Any,
+                    column: str) -> dict[str, list]:
     documents = batch[column]
     flat = [sentence for document in documents for sentence in document]
     ids = tokenizer(
@@ -125,7 +129,9 @@ def _tokenize_batch(batch: dict[str, list], tokenizer: Any, column: str) -> dict
     )
     ids = iter(ids["input_ids"])
     segments = [[s for s in (next(ids) for _ in document) if s] for document in documents]
-    return {"segments": segments}
+    if indices is None:
+        return {"segments": segments}
+    return {"segments": segments, "document": list(indices)}  # the document's index in the whole corpus
 
 
 def _instances_batch(
@@ -136,25 +142,91 @@ def _instances_batch(
     sep_id: int,
     max_seq_length: int,
     short_seq_prob: float,
-    dupe_factor: int,
+    rounds: Sequence[int],
     seed: int,
 ) -> dict[str, list]:
+    """Examples of dupe `rounds` from a batch of tokenized documents.
+
+    `indices` are the documents' positions in `pool` (the dataset being mapped), used to draw random other
+    documents; each document's key for its random generator and example ids is its `document` column (its index
+    in the whole corpus) when present, else its position.
+    """
     documents = batch["segments"]
-    out: dict[str, list] = {"input_ids": [], "token_type_ids": [], "sentence_order_label": [], "example_id": []}
-    for position, (document, index) in enumerate(zip(documents, indices)):
+    keys = batch.get("document", indices)
+    out: dict[str, list] = {"input_ids": [], "token_type_ids": [], "sentence_order_label": [], "example_id": [],
+                            "sop_random_document": []}
+    for position, (document, index, key) in enumerate(zip(documents, indices, keys)):
         if not document:
             continue
-        # A map-style dataset draws random documents from the whole corpus; a stream only from its current batch.
+        # A map-style dataset draws random documents from the whole split; a stream only from its current batch.
         random_document = _pick_from(pool, index) if pool is not None else _pick_from(documents, position)
-        for dupe_round in range(dupe_factor):
-            rng = _document_rng(seed, index, dupe_round)
+        for dupe_round in rounds:
+            rng = _document_rng(seed, key, dupe_round)
             instances = create_sop_instances(document, rng, max_seq_length, short_seq_prob, random_document)
-            for k, (tokens_a, tokens_b, label) in enumerate(instances):
+            for k, (tokens_a, tokens_b, label, from_other) in enumerate(instances):
                 out["input_ids"].append([cls_id, *tokens_a, sep_id, *tokens_b, sep_id])
                 out["token_type_ids"].append([0] * (len(tokens_a) + 2) + [1] * (len(tokens_b) + 1))
                 out["sentence_order_label"].append(label)
-                out["example_id"].append(_example_id(seed, index, dupe_round, k))
+                out["example_id"].append(_example_id(seed, key, dupe_round, k))
+                # 1 when B came from a random other document (label forced to 1): the training core reports SOP
+                # accuracy separately for these and for real order pairs.
+                out["sop_random_document"].append(int(from_other))
     return out
+
+
+def check_sop_settings(max_seq_length: int, dupe_factor: int, short_seq_prob: float) -> None:
+    if max_seq_length < 5:
+        raise InputError(f"max_seq_length={max_seq_length} must be at least 5 ([CLS] A [SEP] B [SEP])")
+    if dupe_factor < 1:
+        raise InputError(f"dupe_factor={dupe_factor} must be >= 1")
+    if not 0.0 <= short_seq_prob <= 1.0:
+        raise InputError(f"short_seq_prob={short_seq_prob} must be in [0, 1]")
+
+
+def _special_ids(tokenizer: Any) -> dict[str, int]:
+    if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
+        raise InputError("the tokenizer needs [CLS] and [SEP] tokens (cls_token_id / sep_token_id are None)")
+    return {"cls_id": tokenizer.cls_token_id, "sep_id": tokenizer.sep_token_id}
+
+
+def _example_features():
+    import datasets
+
+    return datasets.Features({
+        "input_ids": datasets.Sequence(datasets.Value("int32")),
+        "token_type_ids": datasets.Sequence(datasets.Value("int8")),
+        "sentence_order_label": datasets.Value("int8"),
+        "example_id": datasets.Value("int64"),
+        "sop_random_document": datasets.Value("int8"),
+    })
+
+
+def sop_examples(
+    tokenized: Any,
+    tokenizer: Any,
+    rounds: Sequence[int],
+    max_seq_length: int,
+    short_seq_prob: float,
+    seed: int,
+    num_proc: int | None = None,
+    cache_file: str | Path | None = None,
+    fingerprint: str | None = None,
+    batch_size: int = 256,
+):
+    """SOP examples of dupe `rounds` from a map-style dataset of tokenized documents (`segments`, optional
+    `document`), unshuffled. With `cache_file` the result is written there (and read back if it exists already).
+
+    Random other documents are drawn from `tokenized` itself, read by index: worker processes receive the dataset
+    object, which for a memory-mapped dataset pickles as its file paths, not its rows.
+    """
+    settings = dict(max_seq_length=max_seq_length, short_seq_prob=short_seq_prob, rounds=list(rounds), seed=seed,
+                    **_special_ids(tokenizer))
+    cache = {"cache_file_name": str(cache_file), "new_fingerprint": fingerprint} if cache_file else {}
+    return tokenized.map(
+        _instances_batch, batched=True, batch_size=batch_size, num_proc=num_proc, with_indices=True,
+        remove_columns=tokenized.column_names, features=_example_features(),
+        fn_kwargs={"pool": _DatasetPool(tokenized), **settings}, desc=f"SOP: cutting round {list(rounds)}", **cache,
+    )
 
 
 def build_sop_dataset(
@@ -169,57 +241,42 @@ def build_sop_dataset(
     column: str = "sentences",
     batch_size: int = 256,
 ):
-    """SOP examples from documents (lists of sentences).
+    """SOP examples of dupe rounds 0..dupe_factor-1 from documents (lists of sentences), for small corpora and
+    tests; `albert_recipes.pretraining_data.prepare_pretraining_data` is the cached, corpus-scale path.
 
     `documents`: a list of documents, a `datasets.Dataset` or an `IterableDataset` with a `column` of sentence
     lists (see `albert_recipes.corpus.documents_to_dataset`). Returns a dataset (iterable for iterable input) with
-    `input_ids` ([CLS] A [SEP] B [SEP], unpadded), `token_type_ids`, `sentence_order_label` and `example_id` (a
-    stable key the masking collator seeds from). Map-style output is shuffled with `seed` unless `shuffle=False`,
-    like the original's final shuffle; shuffle a stream yourself with `IterableDataset.shuffle`.
+    `input_ids` ([CLS] A [SEP] B [SEP], unpadded), `token_type_ids`, `sentence_order_label`, `example_id` (a
+    stable key the masking collator seeds from) and `sop_random_document`. Map-style output is shuffled with
+    `seed` unless `shuffle=False`, like the original's final shuffle; shuffle a stream with `IterableDataset.shuffle`.
     """
     import datasets
 
-    if max_seq_length < 5:
-        raise InputError(f"max_seq_length={max_seq_length} must be at least 5 ([CLS] A [SEP] B [SEP])")
-    if dupe_factor < 1:
-        raise InputError(f"dupe_factor={dupe_factor} must be >= 1")
-    if not 0.0 <= short_seq_prob <= 1.0:
-        raise InputError(f"short_seq_prob={short_seq_prob} must be in [0, 1]")
-    if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
-        raise InputError("the tokenizer needs [CLS] and [SEP] tokens (cls_token_id / sep_token_id are None)")
+    check_sop_settings(max_seq_length, dupe_factor, short_seq_prob)
+    special = _special_ids(tokenizer)
     if isinstance(documents, list):
         from .corpus import documents_to_dataset
 
         documents = documents_to_dataset(documents)
     if documents.column_names is not None and column not in documents.column_names:
         raise InputError(f"the documents dataset has no '{column}' column (found {documents.column_names})")
-    settings = dict(
-        cls_id=tokenizer.cls_token_id, sep_id=tokenizer.sep_token_id, max_seq_length=max_seq_length,
-        short_seq_prob=short_seq_prob, dupe_factor=dupe_factor, seed=seed,
-    )
     other_columns = [c for c in (documents.column_names or []) if c != "segments"]
+    tokenize_args = {"fn_kwargs": {"tokenizer": tokenizer, "column": column}, "remove_columns": other_columns}
 
     if isinstance(documents, datasets.IterableDataset):
-        tokenized = documents.map(
-            _tokenize_batch, batched=True, batch_size=batch_size, remove_columns=other_columns,
-            fn_kwargs={"tokenizer": tokenizer, "column": column},
-        )
+        tokenized = documents.map(_tokenize_batch, batched=True, batch_size=batch_size, **tokenize_args)
         return tokenized.map(
             _instances_batch, batched=True, batch_size=batch_size, with_indices=True, remove_columns=["segments"],
-            fn_kwargs={"pool": None, **settings},
+            fn_kwargs={"pool": None, "max_seq_length": max_seq_length, "short_seq_prob": short_seq_prob,
+                       "rounds": list(range(dupe_factor)), "seed": seed, **special},
         )
 
     if len(documents) == 0:
         raise InputError("no documents: the corpus is empty")
-    map_args = dict(batched=True, batch_size=batch_size, num_proc=num_proc)
-    tokenized = documents.map(
-        _tokenize_batch, remove_columns=other_columns, fn_kwargs={"tokenizer": tokenizer, "column": column},
-        desc="SOP: tokenizing", **map_args,
-    )
-    examples = tokenized.map(
-        _instances_batch, with_indices=True, remove_columns=["segments"],
-        fn_kwargs={"pool": _DatasetPool(tokenized), **settings}, desc="SOP: building pairs", **map_args,
-    )
+    tokenized = documents.map(_tokenize_batch, batched=True, batch_size=batch_size, num_proc=num_proc,
+                              desc="SOP: tokenizing", **tokenize_args)
+    examples = sop_examples(tokenized, tokenizer, range(dupe_factor), max_seq_length, short_seq_prob, seed,
+                            num_proc=num_proc, batch_size=batch_size)
     if len(examples) == 0:
         raise InputError(
             f"no SOP examples from {len(documents)} documents: every document is empty after tokenization"
