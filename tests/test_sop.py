@@ -73,7 +73,7 @@ def test_build_sop_dataset_structure(documents, tiny_tokenizer):
     max_seq_length = 64
     ds = build_sop_dataset(documents, tiny_tokenizer, max_seq_length=max_seq_length, seed=7)
     assert set(ds.column_names) == {"input_ids", "token_type_ids", "sentence_order_label", "example_id",
-                                    "sop_random_document"}
+                                    "document", "sop_random_document"}
     assert len(ds) > 500
     cls, sep = tiny_tokenizer.cls_token_id, tiny_tokenizer.sep_token_id
     for row in ds:

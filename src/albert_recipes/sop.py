@@ -154,7 +154,7 @@ def _instances_batch(
     documents = batch["segments"]
     keys = batch.get("document", indices)
     out: dict[str, list] = {"input_ids": [], "token_type_ids": [], "sentence_order_label": [], "example_id": [],
-                            "sop_random_document": []}
+                            "document": [], "sop_random_document": []}
     for position, (document, index, key) in enumerate(zip(documents, indices, keys)):
         if not document:
             continue
@@ -168,6 +168,7 @@ def _instances_batch(
                 out["token_type_ids"].append([0] * (len(tokens_a) + 2) + [1] * (len(tokens_b) + 1))
                 out["sentence_order_label"].append(label)
                 out["example_id"].append(_example_id(seed, key, dupe_round, k))
+                out["document"].append(key)
                 # 1 when B came from a random other document (label forced to 1): the training core reports SOP
                 # accuracy separately for these and for real order pairs.
                 out["sop_random_document"].append(int(from_other))
@@ -197,6 +198,7 @@ def _example_features():
         "token_type_ids": datasets.Sequence(datasets.Value("int8")),
         "sentence_order_label": datasets.Value("int8"),
         "example_id": datasets.Value("int64"),
+        "document": datasets.Value("int64"),
         "sop_random_document": datasets.Value("int8"),
     })
 
@@ -247,7 +249,7 @@ def build_sop_dataset(
     `documents`: a list of documents, a `datasets.Dataset` or an `IterableDataset` with a `column` of sentence
     lists (see `albert_recipes.corpus.documents_to_dataset`). Returns a dataset (iterable for iterable input) with
     `input_ids` ([CLS] A [SEP] B [SEP], unpadded), `token_type_ids`, `sentence_order_label`, `example_id` (a
-    stable key the masking collator seeds from) and `sop_random_document`. Map-style output is shuffled with
+    stable key the masking collator seeds from), `document` (the source document's index) and `sop_random_document`. Map-style output is shuffled with
     `seed` unless `shuffle=False`, like the original's final shuffle; shuffle a stream with `IterableDataset.shuffle`.
     """
     import datasets
