@@ -2,6 +2,10 @@
 
     python recipes/train_tokenizer.py --config recipes/configs/train_tokenizer/debug.yaml
     python recipes/train_tokenizer.py --config recipes/configs/train_tokenizer/default.yaml data.files=[a.txt,b.jsonl]
+    python recipes/train_tokenizer.py --config recipes/configs/train_tokenizer/debug.yaml \
+        data.files=[../shared/data/sst2/train.tsv] data.text_field=sentence
+
+Trained by sentencepiece with a fixed thread count: the same data, settings and seed give byte-identical files.
 
 The output folder loads with `AutoTokenizer.from_pretrained(folder)` and holds the merged config it was built with.
 """
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from albert_recipes.cli import ConfigError, config_to_yaml, run_cli
@@ -23,14 +28,18 @@ logger = logging.getLogger("train_tokenizer")
 class DataConfig:
     files: list[str] = field(
         default_factory=list,
-        metadata={"help": "text (.txt: paragraph per line, blank line between documents, or WikiText), .jsonl or "
-                  ".parquet files; leave empty (and dataset empty) to use the embedded Python-docs corpus"},
+        metadata={"help": "text (.txt: paragraph per line, blank line between documents, or WikiText), .jsonl, "
+                  ".csv/.tsv (header row) or .parquet files; leave empty (and dataset empty) to use the embedded "
+                  "Python-docs corpus"},
     )
     dataset: str = field(default="", metadata={"help": "a Hub dataset name for datasets.load_dataset, e.g. wikitext"})
     dataset_config: str = field(default="", metadata={"help": "the dataset's configuration, e.g. wikitext-103-raw-v1"})
     split: str = field(default="train", metadata={"help": "dataset split"})
     streaming: bool = field(default=False, metadata={"help": "stream the dataset instead of downloading it whole"})
-    text_field: str = field(default="text", metadata={"help": "the text column of JSONL/Parquet/dataset records"})
+    text_field: str = field(
+        default="text", metadata={"help": "the text column of JSONL/CSV/TSV/Parquet/dataset records (only this "
+                                  "column is read: e.g. sentence for GLUE's SST-2 TSV)"},
+    )
     layout: Literal["auto", "blank_lines", "wikitext", "document_per_row"] = field(
         default="auto", metadata={"help": "how lines/rows form documents (see albert_recipes.corpus.iter_documents)"}
     )
@@ -44,6 +53,12 @@ class TokenizerConfig:
     strip_accents: bool = field(default=True, metadata={"help": "NFKD + drop accents, like albert-*-v2"})
     model_max_length: int = field(default=512, metadata={"help": "the longest input the model accepts"})
     max_piece_length: int = field(default=16, metadata={"help": "longest piece in characters"})
+    max_sentences: int = field(
+        default=2_000_000, metadata={"help": "sentences the trainer keeps (a seeded uniform sample of a larger "
+                                     "corpus): bounds memory"},
+    )
+    seed: int = field(default=0, metadata={"help": "seeds that sample; same data, settings and seed give the same "
+                                           "files"})
 
 
 @dataclass
@@ -59,6 +74,12 @@ class TrainTokenizerConfig:
             raise ConfigError("set data.files or data.dataset, not both")
         if self.data.max_texts < 0:
             raise ConfigError(f"data.max_texts={self.data.max_texts} must be >= 0")
+        if self.tokenizer.max_sentences < 1:
+            raise ConfigError(f"tokenizer.max_sentences={self.tokenizer.max_sentences} must be >= 1")
+        for path in self.data.files:
+            if not Path(path).is_file():
+                what = "is a directory, not a file" if Path(path).is_dir() else "not found"
+                raise ConfigError(f"data.files: {path} {what}")
 
 
 def main(cfg: TrainTokenizerConfig):
@@ -89,6 +110,8 @@ def main(cfg: TrainTokenizerConfig):
         strip_accents=cfg.tokenizer.strip_accents,
         model_max_length=cfg.tokenizer.model_max_length,
         max_piece_length=cfg.tokenizer.max_piece_length,
+        max_sentences=cfg.tokenizer.max_sentences,
+        seed=cfg.tokenizer.seed,
         total=cfg.data.max_texts or None,
     )
 

@@ -150,3 +150,20 @@ def test_bad_options(tmp_path):
         list(documents_from_lines(["a"], layout="pages"))
     with pytest.raises(ValueError, match="no 'body' column"):
         load_documents(datasets.Dataset.from_dict({"text": ["a"]}), text_field="body")
+
+
+def test_csv_and_tsv_read_the_text_column_of_each_row(tmp_path):
+    tsv = tmp_path / "c.tsv"
+    tsv.write_text('label\ttext\n1\tA "quoted" film. Good.\n\n0\tBad one.\n', encoding="utf-8")
+    assert load_documents(tsv) == [['A "quoted" film.', "Good."], ["Bad one."]]
+    csv_file = tmp_path / "c.csv"
+    csv_file.write_text('text,label\n"Commas, inside. Fine.",1\n"Two\nlines.",0\n', encoding="utf-8")
+    assert load_documents(csv_file) == [["Commas, inside.", "Fine."], ["Two", "lines."]]
+    tsv.write_text("text\tlabel\nfine\t1\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"c.tsv:1: no 'body' column in the header \(found \['text', 'label'\]\)"):
+        load_documents(tsv, text_field="body")
+    tsv.write_text("label\ttext\n1\tfine\n0\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"c.tsv:3: 1 fields, the 'text' column is field 2 of 2"):
+        load_documents(tsv)
+    with pytest.raises(ValueError, match="is a directory"):
+        load_documents(tmp_path)

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from transformers import AutoTokenizer
 
 from albert_recipes.cli import ConfigError, build_config
 from albert_recipes.corpus import load_documents, load_embedded_corpus
+from albert_recipes.errors import InputError
 from albert_recipes.tokenization import train_tokenizer_on_documents, train_unigram_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,3 +131,45 @@ def test_two_fresh_processes_write_identical_tokenizer_files(tmp_path):
     assert "tokenizer.json" in names and names == sorted(p.name for p in folders[1].iterdir())
     for name in names:
         assert (folders[0] / name).read_bytes() == (folders[1] / name).read_bytes(), name
+
+
+def _recipe(tmp_path, *overrides):
+    return build_config(
+        train_tokenizer.TrainTokenizerConfig, ROOT / "recipes/configs/train_tokenizer/debug.yaml",
+        [f"output_dir={tmp_path / 'out'}", "tokenizer.vocab_size=200", *overrides],
+    )
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".csv", ".jsonl"])
+def test_recipe_reads_only_the_named_column_of_tabular_files(tmp_path, suffix):
+    """The header and the other columns (here a label word on every row) never reach the tokenizer as prose."""
+    sentences = [" ".join(doc[:2]) for doc in load_embedded_corpus()[:60]]
+    path = tmp_path / f"train{suffix}"
+    if suffix == ".jsonl":
+        path.write_text("".join(json.dumps({"zzqlabel": "zzqpositive", "body": s}) + "\n" for s in sentences))
+    else:
+        sep = "\t" if suffix == ".tsv" else ","
+        rows = [s.replace("\t", " ") if sep == "\t" else '"' + s.replace('"', '""') + '"' for s in sentences]
+        path.write_text(f"body{sep}zzqlabel\n" + "".join(f"{r}{sep}zzqpositive\n" for r in rows), encoding="utf-8")
+    tok = AutoTokenizer.from_pretrained(train_tokenizer.main(_recipe(tmp_path, f"data.files=[{path}]",
+                                                                     "data.text_field=body")))
+    assert not [piece for piece in tok.get_vocab() if "zzq" in piece or "body" in piece]
+    assert tok.tokenize("the") == ["▁the"]  # the text column was read
+
+
+def test_recipe_bad_tabular_files_fail_with_one_clear_line(tmp_path):
+    tsv = tmp_path / "sst.tsv"
+    tsv.write_text("sentence\tlabel\nA fine film .\t1\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"sst.tsv:1: no 'text' column in the header \(found \['sentence', 'label'\]\)"):
+        train_tokenizer.main(_recipe(tmp_path, f"data.files=[{tsv}]"))
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError, match="empty.csv: the file is empty"):
+        train_tokenizer.main(_recipe(tmp_path, f"data.files=[{empty}]"))
+    latin = tmp_path / "latin.tsv"
+    latin.write_bytes("sentence\tlabel\nGood .\t1\n".encode() + "Caf\xe9 .\t0\n".encode("latin-1"))
+    with pytest.raises(InputError, match=r"latin.tsv:3: bytes at offset 27 are not valid UTF-8"):
+        train_tokenizer.main(_recipe(tmp_path, f"data.files=[{latin}]", "data.text_field=sentence"))
+    with pytest.raises(ConfigError, match="is a directory"):
+        _recipe(tmp_path, f"data.files=[{tmp_path}]")
+    assert not (tmp_path / "out").exists()  # nothing half-written

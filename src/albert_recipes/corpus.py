@@ -1,17 +1,18 @@
 """Corpora -> documents, where a document is a list of sentences (what the ALBERT example builder consumes).
 
 Sources: plain text files (one paragraph or sentence per line, blank lines between documents, or the WikiText
-layout where ` = Title = ` lines start articles), JSONL and Parquet files with a text column, and any
-`datasets.Dataset` / `IterableDataset`. `load_embedded_corpus()` gives real English prose with no download.
+layout where ` = Title = ` lines start articles), JSONL, CSV/TSV (header row) and Parquet files with a text
+column, and any `datasets.Dataset` / `IterableDataset`. `load_embedded_corpus()` gives real English prose with no download.
 
 Bad input is never turned into a silently empty corpus: empty documents and overlong "sentences" (text with no
 sentence boundary longer than `max_sentence_chars`, e.g. a minified file on one line) are skipped and counted in the
 log, and a corpus that ends up with no documents raises `ValueError`. Undecodable bytes raise `ValueError` naming
-the file and offset unless `errors="replace"` is asked for.
+the file, line and offset unless `errors="replace"` is asked for.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import logging
@@ -145,15 +146,42 @@ def documents_from_texts(
 def _read_text_lines(path: Path, errors: str) -> Iterator[str]:
     with open(path, "rb") as f:
         offset = 0
-        for raw in f:
+        for number, raw in enumerate(f, start=1):
             try:
                 yield raw.decode("utf-8", errors=errors)
             except UnicodeDecodeError as err:
                 raise InputError(
-                    f"{path}: bytes at offset {offset + err.start} are not valid UTF-8; "
+                    f"{path}:{number}: bytes at offset {offset + err.start} are not valid UTF-8; "
                     "re-encode the file or pass errors='replace'"
                 ) from None
             offset += len(raw)
+
+
+def _delimited_texts(path: Path, text_field: str, errors: str) -> Iterator[str | None]:
+    """The `text_field` column of a CSV or TSV file with a header row, one record per row (streamed).
+
+    TSV is read without quote handling (as GLUE distributes it: quotes are part of the text), CSV with it.
+    """
+    tsv = path.suffix.lower() == ".tsv"
+    lines = _read_text_lines(path, errors)
+    reader = csv.reader(lines, delimiter="\t" if tsv else ",", quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL)
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise InputError(f"{path}: the file is empty; a {'TSV' if tsv else 'CSV'} file needs a header row")
+        if text_field not in header:
+            raise InputError(f"{path}:1: no '{text_field}' column in the header (found {header}); set text_field "
+                             "to the column that holds the text")
+        column = header.index(text_field)
+        for row in reader:
+            if not row:
+                continue
+            if len(row) <= column:
+                raise InputError(f"{path}:{reader.line_num}: {len(row)} fields, the '{text_field}' column is field "
+                                 f"{column + 1} of {len(header)}")
+            yield row[column]
+    except csv.Error as err:
+        raise InputError(f"{path}:{reader.line_num}: not valid {'TSV' if tsv else 'CSV'} ({err})") from None
 
 
 def _jsonl_texts(path: Path, text_field: str, errors: str) -> Iterator[str | None]:
@@ -195,9 +223,11 @@ def iter_documents(
     max_sentence_chars: int = 20_000,
     errors: Literal["strict", "replace", "ignore"] = "strict",
 ) -> Iterator[Document]:
-    """Stream documents from a path (.txt or other text, .jsonl/.json, .parquet), a list of paths, or a dataset.
+    """Stream documents from a path (.txt or other text, .jsonl/.json, .csv/.tsv, .parquet), a list of paths, or a
+    dataset.
 
-    Text files use `layout` (see `documents_from_lines`); JSONL/Parquet records are one document each. A
+    Text files use `layout` (see `documents_from_lines`); JSONL/CSV/TSV/Parquet records are one document each, read
+    from their `text_field` column (a CSV/TSV needs a header row naming it). A
     `datasets` dataset is one document per row by default (`layout="document_per_row"` or "auto"); pass
     `layout="wikitext"` or "blank_lines" for line-per-row datasets such as the Hub's `wikitext`.
     """
@@ -214,11 +244,17 @@ def iter_documents(
             yield from documents_from_lines(lines, layout, max_sentence_chars, source="dataset")
         return
     path = Path(source)
+    if path.is_dir():
+        raise InputError(f"corpus file {path} is a directory; name the files in it")
     if not path.is_file():
         raise InputError(f"corpus file not found: {path}")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: the file is empty")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
         yield from documents_from_texts(_jsonl_texts(path, text_field, errors), max_sentence_chars, str(path))
+    elif suffix in (".csv", ".tsv"):
+        yield from documents_from_texts(_delimited_texts(path, text_field, errors), max_sentence_chars, str(path))
     elif suffix == ".parquet":
         yield from documents_from_texts(_parquet_texts(path, text_field), max_sentence_chars, str(path))
     else:

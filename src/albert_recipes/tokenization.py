@@ -83,16 +83,21 @@ def train_unigram_tokenizer(
     # Normalise exactly as the final tokenizer will, so training and use agree.
     normalizer = _albert_tokenizer(None, lowercase, strip_accents, model_max_length).backend_tokenizer.normalizer
     seen = 0
+    failure: list[BaseException] = []  # sentencepiece turns an error raised while it reads into a RuntimeError
 
     def normalized() -> Iterator[str]:
         nonlocal seen
-        for text in tqdm(texts, total=total, desc="tokenizer: reading", unit=" texts", disable=not show_progress):
-            if not isinstance(text, str):
-                raise InputError(f"tokenizer training expects strings, got {type(text).__name__}: {text!r:.80}")
-            text = " ".join(normalizer.normalize_str(text).split())  # whitespace as WhitespaceSplit sees it
-            if text:
-                seen += 1
-                yield text
+        try:
+            for text in tqdm(texts, total=total, desc="tokenizer: reading", unit=" texts", disable=not show_progress):
+                if not isinstance(text, str):
+                    raise InputError(f"tokenizer training expects strings, got {type(text).__name__}: {text!r:.80}")
+                text = " ".join(normalizer.normalize_str(text).split())  # whitespace as WhitespaceSplit sees it
+                if text:
+                    seen += 1
+                    yield text
+        except Exception as err:
+            failure.append(err)
+            raise
 
     model = io.BytesIO()
     spm.set_random_generator_seed(seed)  # the reservoir sample of sentences when there are more than max_sentences
@@ -118,6 +123,8 @@ def train_unigram_tokenizer(
             minloglevel=2,
         )
     except RuntimeError as err:
+        if failure:  # the corpus reader's own error (e.g. InputError naming the file and line), not a wrapper
+            raise failure[0] from None
         if seen == 0:
             raise InputError("no text to train the tokenizer on (the corpus is empty or blank)") from None
         raise RuntimeError(f"sentencepiece training failed on {seen} texts: {err}") from err
