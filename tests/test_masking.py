@@ -8,6 +8,7 @@ from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 from transformers import PreTrainedTokenizerFast
 
+from albert_reference import is_start_piece_sp
 from albert_recipes.corpus import load_embedded_corpus
 from albert_recipes.masking import NgramMaskingCollator, ngram_probabilities, sample_ngram_spans
 from albert_recipes.sop import build_sop_dataset
@@ -23,7 +24,8 @@ def features(tiny_tokenizer):
 
 
 def _word_ids(ids, tokenizer):
-    """Independent word segmentation: a word starts at a ▁ piece or right after a special token."""
+    """Independent word segmentation: a word starts where ALBERT's `_is_start_piece_sp` (ported in
+    albert_reference.py) says so, or right after a special token."""
     special = set(tokenizer.all_special_ids)
     pieces = tokenizer.convert_ids_to_tokens(ids)
     words, current, previous_special = [], -1, True
@@ -32,7 +34,7 @@ def _word_ids(ids, tokenizer):
             words.append(None)
             previous_special = True
             continue
-        if piece.startswith("▁") or previous_special:
+        if is_start_piece_sp(piece) or previous_special:
             current += 1
         words.append(current)
         previous_special = False

@@ -1,7 +1,12 @@
 """N-gram whole-word masking for ALBERT pretraining, as a DataLoader `collate_fn`.
 
-Words: a token starting with `▁` (or the first token after a special token) starts a word; other tokens continue
-it. Special tokens and padding are never words and are never masked. Per sequence, a budget of
+Words: a token starts a word as in ALBERT's `_is_start_piece_sp` (see `is_start_piece`: a `▁` piece, or a piece
+that is not made only of ASCII letters and punctuation, so punctuation pieces, digits and non-ASCII pieces are
+words of their own); other tokens continue the word before them. Two deliberate differences from the original: the
+first token after a special token always starts a word (the original would join a continuation piece right after
+[SEP] to the last word of segment A, so one masked span could straddle the separator), and special tokens (<unk>
+and <pad> as well as [CLS], [SEP], [MASK]) are never masked (the original only skips [CLS] and [SEP], so it can
+ask the model to predict <unk>). Per sequence, a budget of
 min(max_predictions_per_seq, max(1, round(0.15 * length))) tokens is filled with spans of n whole words, n drawn
 with p(n) = (1/n) / sum_k(1/k), k <= max_ngram (6/11, 3/11, 2/11 for n <= 3, as in the ALBERT paper). Each span is
 placed uniformly among the positions where it fits (no overlap, within the remaining budget); if none exists the
@@ -26,6 +31,24 @@ import torch
 from .errors import InputError
 
 MaskingMode = Literal["ngram", "whole_word", "token"]
+
+
+# The punctuation of ALBERT's `_is_start_piece_sp` (its string lacks the apostrophe, '<', '=' and '>'; its "€" and
+# "£" are added as bytes and so never match a piece under Python 3).
+_START_PUNCTUATION = frozenset('!"#$%&()*+,-./:;?@[\\]^_`{|}~')
+_CONTINUATION_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz") | _START_PUNCTUATION
+
+
+def is_start_piece(piece: str) -> bool:
+    """Does this SentencePiece piece start a word? ALBERT's `_is_start_piece_sp` rule: yes for a `▁` piece, a piece
+    starting with '<', a single punctuation character, and any piece holding a character that is neither an ASCII
+    letter (either case) nor that punctuation (digits, apostrophes, non-ASCII letters: "for foreign characters, we
+    always treat them as a whole piece"). So "ing" and "s" continue a word; ".", "1" and "'s" start one."""
+    return (
+        piece.startswith(("▁", "<"))
+        or piece in _START_PUNCTUATION
+        or any(ch.lower() not in _CONTINUATION_CHARS for ch in piece)
+    )
 
 
 def ngram_probabilities(max_ngram: int) -> np.ndarray:
@@ -105,7 +128,7 @@ class NgramMaskingCollator:
         self.batches_collated = 0
 
         pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-        self.starts_word = np.array([piece is not None and piece.startswith("▁") for piece in pieces])
+        self.starts_word = np.array([piece is not None and is_start_piece(piece) for piece in pieces])
         self.is_special = np.zeros(len(pieces), dtype=bool)
         self.is_special[tokenizer.all_special_ids] = True
         self.random_token_ids = np.flatnonzero(~self.is_special)  # replacements are never special tokens
