@@ -108,12 +108,14 @@ def child(args) -> None:
 
     datasets.disable_progress_bars()
     torch.manual_seed(0)
+    before = {p for p in args.cache.rglob("*") if p.is_file()} if args.cache.is_dir() else set()
     data = prepare_pretraining_data(
         seed=0, train_file=[str(args.child)], vocab_size=args.vocab_size, max_seq_length=args.max_seq_length,
         num_proc=args.num_proc, cache_dir=args.cache, tokenizer_max_sentences=args.tokenizer_sentences,
     )
     train_set = data.train_set(0)
     prepared = time.time() - start
+    written = len({p for p in args.cache.rglob("*") if p.is_file()} - before)
     config = AlbertRecipesConfig.from_preset(
         "tiny", vocab_size=len(data.tokenizer), max_position_embeddings=args.max_seq_length
     )
@@ -144,6 +146,7 @@ def child(args) -> None:
         "documents": data.num_train_documents + data.num_eval_documents,
         "tokenizer_pieces": len(data.tokenizer),
         "fingerprint": data.fingerprint,
+        "cache_files_written": written,
     }), flush=True)
 
 
