@@ -231,7 +231,8 @@ def prepare_pretraining_data(
         split_key = _digest(documents_key, seed, eval_fraction)
 
         if tokenizer is None:
-            folder = cache / f"tokenizer-{_digest(split_key, TOKENIZER_VERSION, vocab_size, model_max_length, seed)}"
+            key = _digest(split_key, TOKENIZER_VERSION, vocab_size, model_max_length, tokenizer_max_sentences)
+            folder = cache / f"tokenizer-{key}"
             if not (folder / "tokenizer.json").is_file():
                 train_documents = documents.select(
                     train_idx, indices_cache_file_name=str(cache / f"documents-train-indices-{split_key}.arrow"),
@@ -268,7 +269,9 @@ def prepare_pretraining_data(
         eval_set = build_round(0, "eval")
         if len(eval_set) == 0:
             raise InputError(f"the {len(eval_idx)} held-out documents give no SOP examples; raise eval_fraction")
-        eval_set = eval_set.shuffle(seed=seed).flatten_indices(
+        eval_set = eval_set.shuffle(
+            seed=seed, indices_cache_file_name=str(cache / f"sop-{sop_key}-eval-order.arrow")
+        ).flatten_indices(
             cache_file_name=str(cache / f"sop-{sop_key}-eval-shuffled.arrow"), new_fingerprint=f"{sop_key}-eval-s"
         )
         for dupe_round in range(dupe_factor):  # materialised ahead of time
