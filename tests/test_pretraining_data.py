@@ -64,6 +64,11 @@ def test_fresh_cuts_every_epoch_and_same_round_is_the_same_whatever_num_proc(tmp
     assert again.eval_set.to_dict() == data.eval_set.to_dict()
     assert data.fingerprint != again.fingerprint  # dupe_factor is part of it, the examples of a round are not
 
+    # Rounds past dupe_factor are built on demand; those two epochs old are deleted, the ones built ahead kept.
+    again.train_set(2), again.train_set(3)
+    rounds = {path.name.split("-round")[1].split("_")[0] for path in (tmp_path / "b").glob("sop-*-train-round*")}
+    assert rounds == {"0", "2", "3"}
+
 
 def test_held_out_split_is_by_document_and_deterministic(tmp_path, corpus_file, tiny_tokenizer):
     train, held_out = split_indices(100, 0.1, seed=5)
@@ -93,6 +98,11 @@ def test_streaming_and_map_style_give_the_same_examples(tmp_path, corpus_docs, t
         results.append((data.eval_set.to_dict(), data.train_set(0).to_dict(), data.train_set(1).to_dict()))
     assert results[0] == results[1]
     assert len(results[0][1]["input_ids"]) > 300
+    with open(folder / "part-0.jsonl", "a", encoding="utf-8") as f:  # a local dataset folder changes: read again
+        f.write(json.dumps({"body": "A new document. It has two sentences.", "id": 0}) + "\n")
+    changed = _prepare(tmp_path / "cache-True", tiny_tokenizer, dataset_name=str(folder), text_column="body",
+                       streaming=True)
+    assert changed.num_train_documents + changed.num_eval_documents == len(corpus_docs) + 1
 
 
 def test_cache_is_reused_and_invalidated(tmp_path, corpus_file, monkeypatch):

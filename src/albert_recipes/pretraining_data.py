@@ -91,6 +91,10 @@ def _corpus_fingerprint(spec: dict) -> str:
         from .corpus import load_embedded_corpus
 
         return _digest(spec, load_embedded_corpus())  # ~300 KB: hash the content itself
+    local = Path(spec["name"])
+    if local.exists():  # a local folder or file given as the dataset: its files' stats, as for train_file
+        paths = sorted(p for p in ([local] if local.is_file() else local.rglob("*")) if p.is_file())
+        return _digest(spec, [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths])
     source = _load_source(spec)
     if spec["streaming"]:
         # A stream has no content fingerprint; its name, configuration, split and the builder's recorded
