@@ -202,7 +202,7 @@ def main(argv=None) -> dict:
 
     import torch
 
-    from albert_recipes.io_utils import atomic_write_text
+    from bench_data import write_results  # a sibling script: benchmarks/ is on sys.path when this one runs
 
     runs = []
     for size in args.sizes_mb:
@@ -258,11 +258,7 @@ def main(argv=None) -> dict:
         f"Warm run (cache reused) reaches its first step in {warm_first_step:.1f} s at most "
         f"(target < {TARGET_WARM_FIRST_STEP_S:.0f} s): {'met' if warm_first_step < TARGET_WARM_FIRST_STEP_S else 'NOT met'}.",
     ]
-    table = "\n".join(lines) + "\n"
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.output.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
-    atomic_write_text(args.output.with_suffix(".md"), table)
-    print(table)
+    write_results(args.output, result, lines)
     return result
 
 

@@ -78,7 +78,6 @@ def main(argv=None) -> dict:
     import datasets
 
     from albert_recipes.corpus import load_documents
-    from albert_recipes.io_utils import atomic_write_text
     from albert_recipes.masking import NgramMaskingCollator
     from albert_recipes.sop import build_sop_dataset
     from albert_recipes.tokenization import train_tokenizer_on_documents
@@ -137,12 +136,19 @@ def main(argv=None) -> dict:
         f"Data preparation is **{result['speedup_over_training']:,.0f}x** faster than training consumes it "
         f"(target >= 20x): {'met' if result['speedup_over_training'] >= 20 else 'NOT met'}.",
     ]
-    table = "\n".join(lines) + "\n"
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.output.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
-    atomic_write_text(args.output.with_suffix(".md"), table)
-    print(table)
+    write_results(args.output, result, lines)
     return result
+
+
+def write_results(output: Path, result: dict, lines: list[str]) -> None:
+    """`output`.json and `output`.md (the table lines), each written atomically; the table is printed too."""
+    from albert_recipes.io_utils import atomic_write_text
+
+    table = "\n".join(lines) + "\n"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(output.with_suffix(".json"), json.dumps(result, indent=2) + "\n")
+    atomic_write_text(output.with_suffix(".md"), table)
+    print(table)
 
 
 if __name__ == "__main__":
