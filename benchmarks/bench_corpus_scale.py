@@ -2,6 +2,10 @@
 
     python benchmarks/bench_corpus_scale.py                       # 32 MB and 256 MB; long (tens of minutes on 2 cores)
     python benchmarks/bench_corpus_scale.py --sizes-mb 1 --steps 2 --output /tmp/smoke   # seconds: a smoke run
+    # or one size per process, in parallel, then one report:
+    python benchmarks/bench_corpus_scale.py --sizes-mb 32 --output outputs/scale-32 &
+    python benchmarks/bench_corpus_scale.py --sizes-mb 256 --output outputs/scale-256; wait
+    python benchmarks/bench_corpus_scale.py --combine outputs/scale-32.json outputs/scale-256.json
 
 For each size it writes a corpus under --work-dir (never into git): WikiText-2 paragraphs and SST-2 sentences from
 ../shared/data, reshuffled and recombined into new documents, so the big corpus is not one file repeated verbatim.
@@ -48,6 +52,9 @@ def parse_args(argv=None):
     parser.add_argument("--work-dir", type=Path, default=ROOT / "outputs" / "bench_corpus_scale",
                         help="corpora and caches are written here (git-ignored outputs/ by default)")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "corpus_scale")
+    parser.add_argument("--combine", type=Path, nargs="+",
+                        help="instead of measuring, report the runs of earlier results (.json), e.g. one run per "
+                        "size made in parallel")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # internal: run one measurement
     parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -190,20 +197,13 @@ def measure(args, corpus: Path, cache: Path) -> dict:
     return {**result, "wall_seconds": wall, "peak_rss_mb": peak["rss"] / 2**20, "peak_anon_rss_mb": peak["anon"] / 2**20}
 
 
-def main(argv=None) -> dict:
-    args = parse_args(argv)
-    if args.child:
-        child(args)
-        return {}
+def measure_sizes(args) -> list[dict]:
+    """A cold and a warm run for every size; each size's cache is removed afterwards (its corpus is kept)."""
+    import shutil
+
     if not (SHARED / "wikitext-2" / "valid.txt").is_file() or not (SHARED / "sst2" / "train.tsv").is_file():
         sys.exit(f"error: {SHARED} lacks wikitext-2/valid.txt or sst2/train.tsv (the shared data folder is expected "
                  "beside the repository)")
-    import shutil
-
-    import torch
-
-    from bench_data import write_results  # a sibling script: benchmarks/ is on sys.path when this one runs
-
     runs = []
     for size in args.sizes_mb:
         corpus = write_corpus(args.work_dir / f"corpus-{size:g}MB.txt", size)
@@ -213,11 +213,31 @@ def main(argv=None) -> dict:
         warm = measure(args, corpus, cache)
         corpus_mb = corpus.stat().st_size / 1e6
         runs.append({"corpus_mb": corpus_mb, "cold": cold, "warm": warm,
-                     "prepare_mb_per_s": corpus_mb / cold["seconds_to_prepared_data"]})
+                     "prepare_mb_per_s": corpus_mb / cold["seconds_to_prepared_data"],
+                     "load_average_after": os.getloadavg()[0]})
         print(f"{corpus_mb:.1f} MB: cold {cold['seconds_to_first_step']:.1f}s to first step, peak RSS "
               f"{cold['peak_rss_mb']:.0f} MB (anon {cold['peak_anon_rss_mb']:.0f} MB); warm "
               f"{warm['seconds_to_first_step']:.1f}s, peak RSS {warm['peak_rss_mb']:.0f} MB", flush=True)
         shutil.rmtree(cache, ignore_errors=True)
+    return runs
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.child:
+        child(args)
+        return {}
+    import torch
+
+    from bench_data import write_results  # a sibling script: benchmarks/ is on sys.path when this one runs
+
+    if args.combine:
+        earlier = [json.loads(path.read_text()) for path in args.combine]
+        runs = sorted((run for result in earlier for run in result["runs"]), key=lambda run: run["corpus_mb"])
+        settings = earlier[0]["settings"]
+    else:
+        runs, settings = measure_sizes(args), {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                                               if k not in ("child", "cache", "combine")}
     small, large = runs[0], runs[-1]
     rss_ratio = large["cold"]["peak_rss_mb"] / small["cold"]["peak_rss_mb"]
     anon_ratio = large["cold"]["peak_anon_rss_mb"] / small["cold"]["peak_anon_rss_mb"]
@@ -229,15 +249,15 @@ def main(argv=None) -> dict:
         "target_rss_ratio": TARGET_RSS_RATIO,
         "warm_seconds_to_first_step_max": warm_first_step,
         "target_warm_first_step_s": TARGET_WARM_FIRST_STEP_S,
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
-                     if k not in ("child", "cache")},
+        "settings": settings,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
                    f"{os.getloadavg()[0]:.1f} at the end",
         "torch": torch.__version__,
     }
     lines = [
-        f"Pretraining data at corpus scale: prepare_pretraining_data + {args.steps} AdamW steps of a tiny ALBERT "
-        f"(batch {args.batch_size} x {args.max_seq_length} tokens, num_proc={args.num_proc}); {result['machine']}",
+        f"Pretraining data at corpus scale: prepare_pretraining_data + {settings['steps']} AdamW steps of a tiny "
+        f"ALBERT (batch {settings['batch_size']} x {settings['max_seq_length']} tokens, num_proc="
+        f"{settings['num_proc']}); {result['machine']}",
         "",
         "| corpus | documents | run | to data ready (s) | to first step (s) | peak RSS (MB) | peak anon RSS (MB) "
         "| train tokens/s |",
