@@ -62,7 +62,7 @@ def test_fresh_cuts_every_epoch_and_same_round_is_the_same_whatever_num_proc(tmp
     assert again.train_set(1).to_dict() == epoch1.to_dict()
     assert again.train_set(0).to_dict() == epoch0.to_dict()
     assert again.eval_set.to_dict() == data.eval_set.to_dict()
-    assert data.fingerprint != again.fingerprint  # dupe_factor is part of it, the examples of a round are not
+    assert data.fingerprint == again.fingerprint  # neither dupe_factor nor num_proc changes what an epoch holds
 
     # Rounds past dupe_factor are built on demand; those two epochs old are deleted, the ones built ahead kept.
     again.train_set(2), again.train_set(3)

@@ -154,12 +154,6 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
     return _digest(type(tokenizer).__name__, tokenizer.backend_tokenizer.to_str(), tokenizer.all_special_ids)
 
 
-def _sentences(documents, batch_size: int = 1000) -> Iterator[str]:
-    for batch in documents.iter(batch_size=batch_size):
-        for sentences in batch["sentences"]:
-            yield from sentences
-
-
 # --- the prepared data -----------------------------------------------------------------------------------------
 
 
@@ -219,7 +213,7 @@ def prepare_pretraining_data(
     from transformers import AutoTokenizer
 
     from .sop import check_sop_settings, sop_examples
-    from .tokenization import save_tokenizer, train_tokenizer_on_documents
+    from .tokenization import train_tokenizer_on_documents
 
     del unused
     check_sop_settings(max_seq_length, dupe_factor, short_seq_prob)
@@ -293,7 +287,7 @@ def prepare_pretraining_data(
                 path.unlink(missing_ok=True)
         return built
 
-    fingerprint = _digest(sop_key, "data", dupe_factor)
+    fingerprint = _digest(sop_key, "data")  # not dupe_factor: it changes when rounds are built, not what they hold
     logger.info("pretraining data %s: %d training / %d held-out documents, %d held-out examples, cache %s",
                 fingerprint, len(train_idx), len(eval_idx), len(eval_set), cache)
     return PretrainingData(tokenizer=tokenizer, eval_set=eval_set, fingerprint=fingerprint,
