@@ -96,13 +96,15 @@ def _example_id(seed: int, document_index: int, dupe_round: int, position: int) 
 
 def _pick_from(pool: Sequence[Segments], own_index: int) -> Callable[[random.Random], Segments]:
     def pick(rng: random.Random) -> Segments:
-        # Like the original: up to 10 draws to find a different, non-empty document.
-        index = own_index
+        # As the original: up to 10 draws to find another document, else the last one drawn. We also pass over
+        # documents that tokenization left empty (the original drops those before cutting). One read per draw.
+        document: Segments = []
         for _ in range(10):
             index = rng.randint(0, len(pool) - 1)
-            if index != own_index and pool[index]:
+            document = pool[index]
+            if index != own_index and document:
                 break
-        return pool[index] if pool[index] else pool[own_index]
+        return document or pool[own_index]
 
     return pick
 
