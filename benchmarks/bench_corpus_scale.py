@@ -102,6 +102,11 @@ def write_corpus(path: Path, size_mb: float, seed: int = 0) -> Path:
 # --- one measured run (a child process) -------------------------------------------------------------------------
 
 
+def _cache_files(cache: Path) -> set[Path]:
+    """Data files in the cache (not the lock files `datasets` leaves beside them)."""
+    return {p for p in cache.rglob("*") if p.is_file() and p.suffix != ".lock"} if cache.is_dir() else set()
+
+
 def child(args) -> None:
     import psutil
     import torch
@@ -115,7 +120,7 @@ def child(args) -> None:
 
     datasets.disable_progress_bars()
     torch.manual_seed(0)
-    before = {p for p in args.cache.rglob("*") if p.is_file()} if args.cache.is_dir() else set()
+    before = _cache_files(args.cache)
     call_start = time.time()
     data = prepare_pretraining_data(
         seed=0, train_file=[str(args.child)], vocab_size=args.vocab_size, max_seq_length=args.max_seq_length,
@@ -123,7 +128,7 @@ def child(args) -> None:
     )
     train_set = data.train_set(0)
     prepared, in_prepare = time.time() - start, time.time() - call_start
-    written = len({p for p in args.cache.rglob("*") if p.is_file()} - before)
+    written = len(_cache_files(args.cache) - before)
     config = AlbertRecipesConfig.from_preset(
         "tiny", vocab_size=len(data.tokenizer), max_position_embeddings=args.max_seq_length
     )
