@@ -3,6 +3,8 @@ checkpointing, and bit-for-bit compatibility with the stock `transformers` ALBER
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 import transformers
@@ -244,10 +246,9 @@ def test_a_checkpoint_without_the_mlm_bias_reports_it_missing(tmp_path):
     model = albert_recipes.AlbertRecipesForMaskedLM(AlbertRecipesModelTester().get_config())
     model.save_pretrained(tmp_path)
     weights = load_file(tmp_path / "model.safetensors")
-    dropped = {k for k in weights if k.startswith("predictions.") and k.endswith("bias") and "LayerNorm" not in k}
-    assert dropped and "predictions.dense.bias" in dropped
-    dropped.discard("predictions.dense.bias")
-    save_file({k: v for k, v in weights.items() if k not in dropped}, tmp_path / "model.safetensors", {"format": "pt"})
+    assert "predictions.bias" in weights  # saved once (decoder.bias is tied to it)
+    kept = {k: v for k, v in weights.items() if k not in ("predictions.bias", "predictions.decoder.bias")}
+    save_file(kept, tmp_path / "model.safetensors", {"format": "pt"})
     _, info = albert_recipes.AlbertRecipesForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
     assert "predictions.bias" in set(info["missing_keys"])
 
@@ -255,13 +256,12 @@ def test_a_checkpoint_without_the_mlm_bias_reports_it_missing(tmp_path):
 def test_set_attn_implementation_switches_the_kernel(monkeypatch, generator):
     tester = AlbertRecipesModelTester()
     model = albert_recipes.AlbertRecipesModel(tester.get_config(attn_implementation="sdpa")).eval()
-    calls = []
+    calls, eager_attention = [], albert_recipes.modeling_albert_recipes.eager_attention_forward
 
     def counting_eager(*args, **kwargs):
         calls.append(1)
-        return albert_recipes.modeling_albert_recipes.eager_attention_forward.__wrapped__(*args, **kwargs)
+        return eager_attention(*args, **kwargs)
 
-    counting_eager.__wrapped__ = albert_recipes.modeling_albert_recipes.eager_attention_forward
     monkeypatch.setattr(albert_recipes.modeling_albert_recipes, "eager_attention_forward", counting_eager)
     inputs = tester.prepare_inputs(generator)
     with torch.no_grad():
@@ -291,6 +291,11 @@ def test_sdpa_returns_the_attentions_it_is_asked_for(generator):
         torch.testing.assert_close(a, b)
 
 
+@pytest.mark.skipif(
+    not hasattr(importlib.import_module(albert_recipes.modeling_albert_recipes.capture_outputs.__module__),
+                "selected_hidden_states"),
+    reason="this transformers' output recording takes output_hidden_states as a flag only (5.0 does)",
+)  # fmt: skip
 def test_output_hidden_states_selects_layer_applications(generator):
     # 4 layers x 2 inner layers: 8 applications, 9 hidden states; -1 is the last, not num_hidden_layers
     tester = AlbertRecipesModelTester()
@@ -327,9 +332,10 @@ def test_value_checks_never_read_accelerator_tensors():
     with torch.device("meta"):
         model = albert_recipes.AlbertRecipesForSequenceClassification(tester.get_config()).eval()
         ids = torch.full((2, 5), 200, dtype=torch.long)  # out of range: a CPU tensor would be rejected
-        mask = torch.ones(2, 5, dtype=torch.long)
-        labels = torch.tensor([0, 7])
-        out = model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids), labels=labels)
+        inputs = {"input_ids": ids, "token_type_ids": torch.zeros_like(ids), "labels": torch.tensor([0, 7])}
+        if albert_recipes.modeling_albert_recipes._MASK_SKIP_IS_OPTIONAL:  # transformers 5.0's masking reads masks
+            inputs["attention_mask"] = torch.ones(2, 5, dtype=torch.long)
+        out = model(**inputs)
     assert out.logits.device.type == "meta" and out.logits.shape == (2, 3)
     with pytest.raises(ValueError, match=r"input_ids must lie in \[0, 99\)"):
         albert_recipes.AlbertRecipesForSequenceClassification(tester.get_config())(input_ids=torch.full((2, 5), 200))

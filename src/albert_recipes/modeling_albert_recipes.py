@@ -38,18 +38,16 @@ from transformers.modeling_outputs import (
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.processing_utils import Unpack
 from transformers.pytorch_utils import apply_chunking_to_forward
-from transformers.utils import ModelOutput, TransformersKwargs, logging
+from transformers.utils import ModelOutput, TransformersKwargs
 from transformers.utils.generic import can_return_tuple
 
-try:  # transformers >= 5.2x
+try:  # newer transformers
     from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 except ImportError:  # transformers 5.0: the same hook-based recording, under its earlier name
     from transformers.utils.generic import OutputRecorder
     from transformers.utils.generic import check_model_inputs as capture_outputs
 
 from .configuration_albert_recipes import AlbertRecipesConfig
-
-logger = logging.get_logger(__name__)
 
 # Newer transformers let the caller forbid the mask-content check (`mask.all()`, a host sync on an accelerator)
 _MASK_SKIP_IS_OPTIONAL = "allow_is_bidirectional_skip" in inspect.signature(create_bidirectional_mask).parameters
@@ -79,16 +77,6 @@ def eager_attention_forward(
     weights = nn.functional.dropout(weights, p=dropout, training=module.training)
     output = torch.matmul(weights, value).transpose(1, 2).contiguous()  # (B, T, heads, head_dim)
     return output, weights
-
-
-def attention_function(implementation: str | None, output_attentions: bool = False) -> Callable:
-    """The attention kernel configured on the model; eager where the caller wants the weights and sdpa cannot
-    return them (the stock model would warn and return no attentions)."""
-    if output_attentions and implementation == "sdpa":
-        implementation = "eager"
-    if hasattr(ALL_ATTENTION_FUNCTIONS, "get_interface"):  # validates the name; absent in transformers 5.0
-        return ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
-    return eager_attention_forward if implementation in (None, "eager") else ALL_ATTENTION_FUNCTIONS[implementation]
 
 
 class AlbertRecipesEmbeddings(nn.Module):
@@ -156,8 +144,7 @@ class AlbertRecipesAttention(nn.Module):
         key = self.key(hidden_states).view(heads_shape).transpose(1, 2)
         value = self.value(hidden_states).view(heads_shape).transpose(1, 2)
 
-        attention = attention_function(self.config._attn_implementation, kwargs.get("output_attentions", False))
-        context, weights = attention(
+        context, weights = self.kernel(kwargs.get("output_attentions", False))(
             self,
             query,
             key,
@@ -170,6 +157,17 @@ class AlbertRecipesAttention(nn.Module):
         context = context.reshape(batch, seq_len, -1)  # (B, T, H)
         output = self.LayerNorm(hidden_states + self.output_dropout(self.dense(context)))
         return output, weights  # weights: (B, heads, T, T), or None from kernels that do not materialise them
+
+    def kernel(self, output_attentions: bool = False) -> Callable:
+        """The attention function configured on the model (`set_attn_implementation` changes it); eager where the
+        caller wants the weights and sdpa cannot return them (the stock model would warn and return none)."""
+        if output_attentions and self.config._attn_implementation == "sdpa":
+            return eager_attention_forward
+        if hasattr(ALL_ATTENTION_FUNCTIONS, "get_interface"):  # validates the name; transformers 5.0 lacks it
+            return ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
+        if self.config._attn_implementation in (None, "eager"):
+            return eager_attention_forward
+        return ALL_ATTENTION_FUNCTIONS[self.config._attn_implementation]
 
 
 class AlbertRecipesLayer(GradientCheckpointingLayer):
@@ -193,8 +191,10 @@ class AlbertRecipesLayer(GradientCheckpointingLayer):
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor:
         attention_output, _ = self.attention(hidden_states, attention_mask, application_index, **kwargs)  # (B, T, H)
-        # `chunk_size_feed_forward` > 0 runs the feed-forward in sequence chunks to save memory (same result)
-        ffn_output = apply_chunking_to_forward(self.feed_forward, self.chunk_size_feed_forward, 1, attention_output)
+        if self.chunk_size_feed_forward:  # run it in sequence chunks to save memory (same result)
+            ffn_output = apply_chunking_to_forward(self.feed_forward, self.chunk_size_feed_forward, 1, attention_output)
+        else:
+            ffn_output = self.feed_forward(attention_output)
         return self.full_layer_layer_norm(self.dropout(ffn_output) + attention_output)  # (B, T, H)
 
     def feed_forward(self, attention_output: torch.Tensor) -> torch.Tensor:
