@@ -3,6 +3,8 @@ checkpointing, and bit-for-bit compatibility with the stock `transformers` ALBER
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 import transformers
@@ -94,7 +96,7 @@ class AlbertRecipesModelTester:
         vocab = self.config_kwargs["vocab_size"]
         return {
             "AlbertRecipesModel": {"last_hidden_state": (b, t, h), "pooler_output": (b, h)},
-            "AlbertRecipesForPreTraining": {"prediction_logits": (b, t, vocab), "sop_logits": (b, 2)},
+            "AlbertRecipesForPreTraining": {"prediction_logits": (b, t, vocab), "sop_logits": (b, self.num_labels)},
             "AlbertRecipesForMaskedLM": {"logits": (b, t, vocab)},
             "AlbertRecipesForSequenceClassification": {"logits": (b, self.num_labels)},
             "AlbertRecipesForTokenClassification": {"logits": (b, t, self.num_labels)},
@@ -218,12 +220,131 @@ def test_position_ids_are_used(generator):
     assert not torch.allclose(default, moved)
 
 
-def test_input_embeddings_are_tied_to_the_decoder():
+@pytest.mark.parametrize("head", ["AlbertRecipesForPreTraining", "AlbertRecipesForMaskedLM"])
+def test_decoder_is_tied_only_through_tied_weights_keys(head, tmp_path):
     tester = AlbertRecipesModelTester()
-    for head in ("AlbertRecipesForPreTraining", "AlbertRecipesForMaskedLM"):
-        model = getattr(albert_recipes, head)(tester.get_config())
-        assert model.get_output_embeddings().weight is model.get_input_embeddings().weight
-        assert model.predictions.decoder.bias is model.predictions.bias
+    tied = getattr(albert_recipes, head)(tester.get_config())
+    assert tied.get_output_embeddings().weight is tied.get_input_embeddings().weight
+    assert tied.predictions.decoder.bias is tied.predictions.bias
+
+    untied = getattr(albert_recipes, head)(tester.get_config(tie_word_embeddings=False))
+    assert untied.get_output_embeddings().weight is not untied.get_input_embeddings().weight
+    assert untied.predictions.decoder.bias is not untied.predictions.bias
+    with torch.no_grad():  # make every tensor distinct, so a reload that drops or re-ties one shows
+        for parameter in untied.parameters():
+            parameter.normal_()
+    untied.save_pretrained(tmp_path / "untied")
+    reloaded, info = getattr(albert_recipes, head).from_pretrained(tmp_path / "untied", output_loading_info=True)
+    assert info["missing_keys"] == set() or info["missing_keys"] == []
+    for name, tensor in untied.state_dict().items():
+        torch.testing.assert_close(reloaded.state_dict()[name], tensor, msg=name)
+
+
+def test_a_checkpoint_without_the_mlm_bias_reports_it_missing(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = albert_recipes.AlbertRecipesForMaskedLM(AlbertRecipesModelTester().get_config())
+    model.save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    assert "predictions.bias" in weights  # saved once (decoder.bias is tied to it)
+    kept = {k: v for k, v in weights.items() if k not in ("predictions.bias", "predictions.decoder.bias")}
+    save_file(kept, tmp_path / "model.safetensors", {"format": "pt"})
+    _, info = albert_recipes.AlbertRecipesForMaskedLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert "predictions.bias" in set(info["missing_keys"])
+
+
+def test_set_attn_implementation_switches_the_kernel(monkeypatch, generator):
+    tester = AlbertRecipesModelTester()
+    model = albert_recipes.AlbertRecipesModel(tester.get_config(attn_implementation="sdpa")).eval()
+    calls, eager_attention = [], albert_recipes.modeling_albert_recipes.eager_attention_forward
+
+    def counting_eager(*args, **kwargs):
+        calls.append(1)
+        return eager_attention(*args, **kwargs)
+
+    monkeypatch.setattr(albert_recipes.modeling_albert_recipes, "eager_attention_forward", counting_eager)
+    inputs = tester.prepare_inputs(generator)
+    with torch.no_grad():
+        sdpa_out = model(**inputs).last_hidden_state
+        assert calls == []
+        model.set_attn_implementation("eager")
+        eager_out = model(**inputs).last_hidden_state
+        assert len(calls) == model.config.num_layer_applications == 8
+        model.set_attn_implementation("sdpa")
+        model(**inputs)
+    assert len(calls) == 8
+    torch.testing.assert_close(sdpa_out, eager_out, atol=1e-5, rtol=1e-5)
+
+
+def test_sdpa_returns_the_attentions_it_is_asked_for(generator):
+    tester = AlbertRecipesModelTester()
+    eager = albert_recipes.AlbertRecipesModel(tester.get_config(attn_implementation="eager")).eval()
+    sdpa = albert_recipes.AlbertRecipesModel(tester.get_config(attn_implementation="sdpa")).eval()
+    sdpa.load_state_dict(eager.state_dict())
+    inputs = tester.prepare_inputs(generator)
+    with torch.no_grad():
+        expected = eager(**inputs, output_attentions=True).attentions
+        assert len(sdpa(**inputs).attentions or ()) == 0
+        got = sdpa(**inputs, output_attentions=True).attentions
+    assert len(got) == len(expected) == 8
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.skipif(
+    not hasattr(importlib.import_module(albert_recipes.modeling_albert_recipes.capture_outputs.__module__),
+                "selected_hidden_states"),
+    reason="this transformers' output recording takes output_hidden_states as a flag only (5.0 does)",
+)  # fmt: skip
+def test_output_hidden_states_selects_layer_applications(generator):
+    # 4 layers x 2 inner layers: 8 applications, 9 hidden states; -1 is the last, not num_hidden_layers
+    tester = AlbertRecipesModelTester()
+    model = albert_recipes.AlbertRecipesForSequenceClassification(tester.get_config()).eval()
+    inputs = tester.prepare_inputs(generator)
+    with torch.no_grad():
+        every = model(**inputs, output_hidden_states=True).hidden_states
+        some = model(**inputs, output_hidden_states=[0, 3, -1]).hidden_states
+    assert len(every) == len(some) == model.config.num_layer_applications + 1 == 9
+    for index, state in enumerate(some):
+        if index in (0, 3, 8):
+            torch.testing.assert_close(state, every[index])
+        else:
+            assert state is None, index
+
+
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+def test_a_ready_4d_mask_passes_through(attn_implementation, generator):
+    tester = AlbertRecipesModelTester()
+    model = albert_recipes.AlbertRecipesModel(tester.get_config(attn_implementation=attn_implementation)).eval()
+    inputs = tester.prepare_inputs(generator)
+    keys = inputs["attention_mask"].bool()[:, None, None, :].expand(-1, 1, tester.seq_length, -1)  # (B, 1, T, T)
+    additive = torch.zeros(keys.shape).masked_fill(~keys, torch.finfo(torch.float32).min)
+    with torch.no_grad():
+        expected = model(**inputs).last_hidden_state
+        got = model(**{**inputs, "attention_mask": additive}).last_hidden_state
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-6)
+
+
+def test_value_checks_never_read_accelerator_tensors():
+    # On a `meta` device every value read (`.item()`, `bool()`, `int()`) raises, like a host sync it would force on
+    # an accelerator: the forward passes, so only the CPU path reads values (the CPU checks are tested below).
+    tester = AlbertRecipesModelTester()
+    with torch.device("meta"):
+        model = albert_recipes.AlbertRecipesForSequenceClassification(tester.get_config()).eval()
+        ids = torch.full((2, 5), 200, dtype=torch.long)  # out of range: a CPU tensor would be rejected
+        inputs = {"input_ids": ids, "token_type_ids": torch.zeros_like(ids), "labels": torch.tensor([0, 7])}
+        if albert_recipes.modeling_albert_recipes._MASK_SKIP_IS_OPTIONAL:  # transformers 5.0's masking reads masks
+            inputs["attention_mask"] = torch.ones(2, 5, dtype=torch.long)
+        out = model(**inputs)
+    assert out.logits.device.type == "meta" and out.logits.shape == (2, 3)
+    with pytest.raises(ValueError, match=r"input_ids must lie in \[0, 99\)"):
+        albert_recipes.AlbertRecipesForSequenceClassification(tester.get_config())(input_ids=torch.full((2, 5), 200))
+
+
+def test_meta_tensors_refuse_value_reads():
+    # the premise of the test above
+    with pytest.raises(Exception):
+        bool(torch.ones(2, device="meta").all())
 
 
 # --- compatibility with the stock transformers ALBERT ----------------------------------------------------------
@@ -259,6 +380,23 @@ def test_stock_checkpoint_loads_into_ours_with_identical_outputs(head, overrides
     with torch.no_grad():
         stock_out = stock(**inputs, **labels, output_hidden_states=True)
         ours_out = ours(**inputs, **labels, output_hidden_states=True)
+    _compare_outputs(stock_out, ours_out)
+
+
+@pytest.mark.parametrize("num_labels", [1, 3, 5])
+def test_stock_pretraining_checkpoint_with_any_num_labels_loads_into_ours(num_labels, tmp_path, generator):
+    # the stock SOP head is num_labels wide; ours too, so such a checkpoint loads instead of failing on a shape
+    tester = AlbertRecipesModelTester()
+    torch.manual_seed(3)
+    stock = transformers.AlbertForPreTraining(AlbertConfig(**tester.config_kwargs, num_labels=num_labels)).eval()
+    stock.save_pretrained(tmp_path)
+    ours, info = albert_recipes.AlbertRecipesForPreTraining.from_pretrained(tmp_path, output_loading_info=True)
+    assert not any(info[kind] for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"))
+    inputs = tester.prepare_inputs(generator)
+    with torch.no_grad():
+        stock_out = stock(**inputs, output_hidden_states=True)
+        ours_out = ours.eval()(**inputs, output_hidden_states=True)
+    assert ours_out.sop_logits.shape == (tester.batch_size, num_labels)
     _compare_outputs(stock_out, ours_out)
 
 
@@ -344,8 +482,16 @@ def test_albert_base_has_the_papers_parameter_count():
     ],
 )
 def test_config_validation(kwargs, message):
+    # like the stock AlbertConfig, a config accepts any values when created or edited field by field...
+    config = AlbertRecipesConfig(**kwargs)
+    AlbertRecipesConfig().update(kwargs)
+    assert config.to_dict()[next(iter(kwargs))] == next(iter(kwargs.values()))
+    # ...and the clear error comes where a model is built from it, or a preset is made
+    for build in (albert_recipes.AlbertRecipesModel, albert_recipes.AlbertRecipesForMaskedLM):
+        with pytest.raises(ValueError, match=message):
+            build(config)
     with pytest.raises(ValueError, match=message):
-        AlbertRecipesConfig(**kwargs)
+        AlbertRecipesConfig.from_preset("tiny", **kwargs)
 
 
 def test_unknown_preset():

@@ -6,6 +6,10 @@ the folder loads with `trust_remote_code=True` where `albert_recipes` is not ins
 Every field of `transformers.AlbertConfig` is here with the same meaning and default, so checkpoints move freely
 between the stock classes and ours. Fields after the marked line are this project's extensions; at their defaults
 the model computes exactly what the paper's (and the stock) ALBERT computes.
+
+Like the stock config, creating or editing a config accepts any values (transformers' own config tests build
+inconsistent ones on purpose, and a config may pass through inconsistent states while it is edited field by field);
+`check()` raises the clear errors, and every model built from the config (and `from_preset`) calls it.
 """
 
 from __future__ import annotations
@@ -115,10 +119,18 @@ class AlbertRecipesConfig(PretrainedConfig):
             tie_word_embeddings=tie_word_embeddings,
             **kwargs,
         )
-        self.validate_albert()
 
-    def validate_albert(self) -> None:
-        """Raise a `ValueError` that names the bad value and what is allowed."""
+    @property
+    def num_layer_applications(self) -> int:
+        """How many times a layer runs in a forward pass; the model returns one hidden state more than this."""
+        return self.num_hidden_layers * self.inner_group_num
+
+    def check(self) -> None:
+        """Raise a `ValueError` naming the bad value and what is allowed; called where a model is built.
+
+        Not named `validate_*`: transformers' strict configs run such methods at creation and at save, which would
+        reject configs the stock `AlbertConfig` accepts.
+        """
         for name in (
             "vocab_size",
             "embedding_size",
@@ -169,7 +181,9 @@ class AlbertRecipesConfig(PretrainedConfig):
         """A named size: base/large/xlarge/xxlarge (v2, no dropout; `-v1` for the v1 dropout), or `tiny`."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
+        config = cls(**{**PRESETS[name], **overrides})
+        config.check()  # a preset is built to make a model: report bad overrides now, not at the first model
+        return config
 
 
 __all__ = ["AlbertRecipesConfig", "PRESETS"]

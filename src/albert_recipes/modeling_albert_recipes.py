@@ -1,15 +1,20 @@
 """ALBERT (Lan et al. 2019, arXiv:1909.11942) for Hugging Face Transformers.
 
 Self-contained on purpose: it imports only torch and transformers, so `save_pretrained` can copy it next to the
-weights for `trust_remote_code=True`. Parameter names match `transformers`' stock ALBERT, so checkpoints load both
-ways. What the paper defines: factorized embeddings (vocab -> E -> H), cross-layer parameter sharing
-(`num_hidden_groups` groups of `inner_group_num` layers, applied `num_hidden_layers` times), MLM + sentence-order
-prediction heads. What this file adds: activation checkpointing (the stock model refuses it), early input checks
-with clear errors, and the opt-in `sparse_mlm_prediction` head.
+weights for `trust_remote_code=True`; it works with transformers 5.0 and later. Parameter names match `transformers`'
+stock ALBERT, so checkpoints load both ways. What the paper defines: factorized embeddings (vocab -> E -> H),
+cross-layer parameter sharing (`num_hidden_groups` groups of `inner_group_num` layers, applied `num_hidden_layers`
+times), MLM + sentence-order prediction heads. What this file adds: activation checkpointing (the stock model refuses
+it), early input checks with clear errors, and the opt-in `sparse_mlm_prediction` head.
+
+transformers 5 conventions: attention through `ALL_ATTENTION_FUNCTIONS.get_interface` (so `set_attn_implementation`
+works), masks from `masking_utils`, hidden states and attentions recorded by hooks (`_can_record_outputs` +
+`capture_outputs`, which also takes `output_hidden_states=[0, -1]`), tuples through `can_return_tuple`, and tying
+only through `_tied_weights_keys`. Extra keyword arguments flow from the heads down to the attention function.
 """
 
-from __future__ import annotations
-
+import dataclasses
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,6 +24,7 @@ from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BaseModelOutput,
@@ -30,11 +36,26 @@ from transformers.modeling_outputs import (
     TokenClassifierOutput,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-from transformers.utils import ModelOutput, logging
+from transformers.processing_utils import Unpack
+from transformers.pytorch_utils import apply_chunking_to_forward
+from transformers.utils import ModelOutput, TransformersKwargs
+from transformers.utils.generic import can_return_tuple
+
+try:  # newer transformers
+    from transformers.utils.output_capturing import OutputRecorder, capture_outputs
+except ImportError:  # transformers 5.0: the same hook-based recording, under its earlier name
+    from transformers.utils.generic import OutputRecorder
+    from transformers.utils.generic import check_model_inputs as capture_outputs
 
 from .configuration_albert_recipes import AlbertRecipesConfig
 
-logger = logging.get_logger(__name__)
+# Newer transformers let the caller forbid the mask-content check (`mask.all()`, a host sync on an accelerator)
+_MASK_SKIP_IS_OPTIONAL = "allow_is_bidirectional_skip" in inspect.signature(create_bidirectional_mask).parameters
+
+
+def _reads_values(tensor: torch.Tensor | None) -> bool:
+    """Value checks (min/max, `.all()`) run on CPU tensors only: on an accelerator they would wait for the device."""
+    return tensor is not None and tensor.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
 def eager_attention_forward(
@@ -48,7 +69,9 @@ def eager_attention_forward(
     **kwargs,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # (B, heads, T, T)
-    if attention_mask is not None:
+    if attention_mask is not None and attention_mask.dtype == torch.bool:  # sdpa's format: True = attend
+        scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+    elif attention_mask is not None:  # additive: 0 = attend, dtype minimum = hidden
         scores = scores + attention_mask
     weights = nn.functional.softmax(scores, dim=-1)
     weights = nn.functional.dropout(weights, p=dropout, training=module.training)
@@ -78,10 +101,9 @@ class AlbertRecipesEmbeddings(nn.Module):
         inputs_embeds: torch.Tensor | None,
     ) -> torch.Tensor:
         if inputs_embeds is None:
-            inputs_embeds = self.word_embeddings(input_ids)
-        seq_length = inputs_embeds.shape[1]
+            inputs_embeds = self.word_embeddings(input_ids)  # (B, T, E)
         if position_ids is None:
-            position_ids = self.position_ids[:, :seq_length]
+            position_ids = self.position_ids[:, : inputs_embeds.shape[1]]
         embeddings = inputs_embeds + self.position_embeddings(position_ids)
         if token_type_ids is None:
             # segment 0 everywhere: add its single row instead of looking up a (B, T) index tensor
@@ -92,12 +114,14 @@ class AlbertRecipesEmbeddings(nn.Module):
 
 
 class AlbertRecipesAttention(nn.Module):
+    """Multi-head self-attention, then output projection, residual and post-LayerNorm."""
+
     def __init__(self, config: AlbertRecipesConfig):
         super().__init__()
         self.config = config
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.scaling = self.head_dim**-0.5
-        self.is_causal = False
+        self.is_causal = False  # read by the sdpa/flash kernels
         self.query = nn.Linear(config.hidden_size, config.hidden_size)
         self.key = nn.Linear(config.hidden_size, config.hidden_size)
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
@@ -109,20 +133,18 @@ class AlbertRecipesAttention(nn.Module):
     def forward(
         self,
         hidden_states: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        output_attentions: bool = False,
+        attention_mask: torch.Tensor | None = None,
+        application_index: int = 0,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`application_index`: which application of this shared layer runs (per-application state keys on it)."""
         batch, seq_len, _ = hidden_states.shape
         heads_shape = (batch, seq_len, -1, self.head_dim)
         query = self.query(hidden_states).view(heads_shape).transpose(1, 2)  # (B, heads, T, head_dim)
         key = self.key(hidden_states).view(heads_shape).transpose(1, 2)
         value = self.value(hidden_states).view(heads_shape).transpose(1, 2)
 
-        attention: Callable = eager_attention_forward
-        # only the eager kernel materialises the weights, so a request for them routes the call there
-        if self.config._attn_implementation != "eager" and not output_attentions:
-            attention = ALL_ATTENTION_FUNCTIONS[self.config._attn_implementation]
-        context, weights = attention(
+        context, weights = self.kernel(kwargs.get("output_attentions", False))(
             self,
             query,
             key,
@@ -130,10 +152,22 @@ class AlbertRecipesAttention(nn.Module):
             attention_mask,
             dropout=self.attention_dropout.p if self.training else 0.0,
             scaling=self.scaling,
+            **kwargs,
         )
         context = context.reshape(batch, seq_len, -1)  # (B, T, H)
         output = self.LayerNorm(hidden_states + self.output_dropout(self.dense(context)))
-        return output, weights
+        return output, weights  # weights: (B, heads, T, T), or None from kernels that do not materialise them
+
+    def kernel(self, output_attentions: bool = False) -> Callable:
+        """The attention function configured on the model (`set_attn_implementation` changes it); eager where the
+        caller wants the weights and sdpa cannot return them (the stock model would warn and return none)."""
+        if output_attentions and self.config._attn_implementation == "sdpa":
+            return eager_attention_forward
+        if hasattr(ALL_ATTENTION_FUNCTIONS, "get_interface"):  # validates the name; transformers 5.0 lacks it
+            return ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
+        if self.config._attn_implementation in (None, "eager"):
+            return eager_attention_forward
+        return ALL_ATTENTION_FUNCTIONS[self.config._attn_implementation]
 
 
 class AlbertRecipesLayer(GradientCheckpointingLayer):
@@ -141,6 +175,7 @@ class AlbertRecipesLayer(GradientCheckpointingLayer):
 
     def __init__(self, config: AlbertRecipesConfig):
         super().__init__()
+        self.chunk_size_feed_forward = config.chunk_size_feed_forward
         self.attention = AlbertRecipesAttention(config)
         self.ffn = nn.Linear(config.hidden_size, config.intermediate_size)
         self.ffn_output = nn.Linear(config.intermediate_size, config.hidden_size)
@@ -152,12 +187,18 @@ class AlbertRecipesLayer(GradientCheckpointingLayer):
         self,
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        output_attentions: bool = False,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        attention_output, weights = self.attention(hidden_states, attention_mask, output_attentions)
-        ffn_output = self.ffn_output(self.activation(self.ffn(attention_output)))
-        hidden_states = self.full_layer_layer_norm(self.dropout(ffn_output) + attention_output)
-        return hidden_states, weights
+        application_index: int = 0,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> torch.Tensor:
+        attention_output, _ = self.attention(hidden_states, attention_mask, application_index, **kwargs)  # (B, T, H)
+        if self.chunk_size_feed_forward:  # run it in sequence chunks to save memory (same result)
+            ffn_output = apply_chunking_to_forward(self.feed_forward, self.chunk_size_feed_forward, 1, attention_output)
+        else:
+            ffn_output = self.feed_forward(attention_output)
+        return self.full_layer_layer_norm(self.dropout(ffn_output) + attention_output)  # (B, T, H)
+
+    def feed_forward(self, attention_output: torch.Tensor) -> torch.Tensor:
+        return self.ffn_output(self.activation(self.ffn(attention_output)))  # (B, T, H) -> (B, T, I) -> (B, T, H)
 
 
 class AlbertRecipesLayerGroup(nn.Module):
@@ -177,28 +218,22 @@ class AlbertRecipesTransformer(nn.Module):
             [AlbertRecipesLayerGroup(config) for _ in range(config.num_hidden_groups)]
         )
 
+    def layer_applications(self) -> list[AlbertRecipesLayer]:
+        """The layers in the order they run: depth d uses group d // (L / G), and every layer of that group."""
+        per_group = self.config.num_hidden_layers // self.config.num_hidden_groups
+        return [
+            layer
+            for depth in range(self.config.num_hidden_layers)
+            for layer in self.albert_layer_groups[depth // per_group].albert_layers
+        ]
+
     def forward(
-        self,
-        embeddings: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
+        self, embeddings: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Unpack[TransformersKwargs]
     ) -> BaseModelOutput:
         hidden_states = self.embedding_hidden_mapping_in(embeddings)  # (B, T, E) -> (B, T, H)
-        all_hidden_states = (hidden_states,) if output_hidden_states else None
-        all_attentions = () if output_attentions else None
-        layers_per_group = self.config.num_hidden_layers // self.config.num_hidden_groups
-        for depth in range(self.config.num_hidden_layers):
-            group = self.albert_layer_groups[depth // layers_per_group]
-            for layer in group.albert_layers:
-                hidden_states, weights = layer(hidden_states, attention_mask, output_attentions)
-                if output_hidden_states:
-                    all_hidden_states += (hidden_states,)
-                if output_attentions:
-                    all_attentions += (weights,)
-        return BaseModelOutput(
-            last_hidden_state=hidden_states, hidden_states=all_hidden_states, attentions=all_attentions
-        )
+        for index, layer in enumerate(self.layer_applications()):
+            hidden_states = layer(hidden_states, attention_mask, application_index=index, **kwargs)  # (B, T, H)
+        return BaseModelOutput(last_hidden_state=hidden_states)
 
 
 # Written into every saved config so that any Auto class loads the folder with `trust_remote_code=True`.
@@ -214,6 +249,12 @@ AUTO_MAP = {
 }
 
 
+def _output_recorder(target: type[nn.Module], index: int, **newer_fields) -> OutputRecorder:
+    """An `OutputRecorder`, given only the fields this transformers version has (5.0 lacks the later ones)."""
+    known = {field.name for field in dataclasses.fields(OutputRecorder)}
+    return OutputRecorder(target, index=index, **{k: v for k, v in newer_fields.items() if k in known})
+
+
 class AlbertRecipesPreTrainedModel(PreTrainedModel):
     config_class = AlbertRecipesConfig
     base_model_prefix = "albert"
@@ -222,8 +263,15 @@ class AlbertRecipesPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["AlbertRecipesLayer"]
     _supports_sdpa = True
     _supports_attention_backend = True
+    _can_record_outputs = {
+        # one hidden state per layer application (plus the projected embeddings), so negative indices in
+        # `output_hidden_states=[0, -1]` count from `num_layer_applications`, not `num_hidden_layers`
+        "hidden_states": _output_recorder(AlbertRecipesLayer, 0, num_hidden_layers_key="num_layer_applications"),
+        "attentions": _output_recorder(AlbertRecipesAttention, 1),
+    }
 
     def __init__(self, config: AlbertRecipesConfig, *inputs, **kwargs):
+        AlbertRecipesConfig.check(config)  # the clear errors for inconsistent sizes, before any allocation
         super().__init__(config, *inputs, **kwargs)
         # entries already there (e.g. "user/repo--modeling_albert_recipes.X" after a Hub load) take precedence
         config.auto_map = {**AUTO_MAP, **(getattr(config, "auto_map", None) or {})}
@@ -237,11 +285,6 @@ class AlbertRecipesPreTrainedModel(PreTrainedModel):
         elif isinstance(module, AlbertRecipesEmbeddings):
             init.copy_(module.position_ids, torch.arange(module.position_ids.shape[-1]).expand((1, -1)))
 
-    def _return(self, output: ModelOutput, return_dict: bool | None) -> ModelOutput | tuple:
-        if return_dict is None:
-            return_dict = getattr(self.config, "return_dict", True)
-        return output if return_dict else output.to_tuple()
-
 
 def _check_inputs(
     config: AlbertRecipesConfig,
@@ -251,7 +294,8 @@ def _check_inputs(
     position_ids: torch.Tensor | None,
     inputs_embeds: torch.Tensor | None,
 ) -> None:
-    """Turn the usual input mistakes into a `ValueError` before any kernel runs (torch would give an index error)."""
+    """Turn the usual input mistakes into a `ValueError` before any kernel runs (torch would give an index error).
+    Shapes are always checked; values on CPU only (see `_reads_values`)."""
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("pass exactly one of input_ids or inputs_embeds")
     if input_ids is not None:
@@ -270,22 +314,38 @@ def _check_inputs(
             f"sequence length {shape[1]} exceeds max_position_embeddings={config.max_position_embeddings}; "
             "truncate the input"
         )
-    for name, tensor in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
-        if tensor is not None and tuple(tensor.shape) != shape:
-            raise ValueError(f"{name} must have the shape of the input {shape}, got {tuple(tensor.shape)}")
+    if token_type_ids is not None and tuple(token_type_ids.shape) != shape:
+        raise ValueError(f"token_type_ids must have the shape of the input {shape}, got {tuple(token_type_ids.shape)}")
+    # a 2-D padding mask, or a ready 4-D one (B, 1 or heads, T, T) that masking_utils passes through as it is
+    if attention_mask is not None and tuple(attention_mask.shape) != shape and not (
+        attention_mask.dim() == 4 and attention_mask.shape[0] == shape[0] and attention_mask.shape[-2:] == shape[1:] * 2
+    ):
+        raise ValueError(
+            f"attention_mask must have the shape of the input {shape} (or be a 4-D (batch, 1, {shape[1]}, {shape[1]}) "
+            f"mask), got {tuple(attention_mask.shape)}"
+        )
     if position_ids is not None and (position_ids.dim() != 2 or position_ids.shape[-1] != shape[1]):
         raise ValueError(f"position_ids must be (batch or 1, {shape[1]}), got {tuple(position_ids.shape)}")
-    if torch.compiler.is_compiling():  # value checks would force a graph break
-        return
     for name, tensor, upper in (
         ("input_ids", input_ids, config.vocab_size),
         ("token_type_ids", token_type_ids, config.type_vocab_size),
         ("position_ids", position_ids, config.max_position_embeddings),
     ):
-        if tensor is not None and tensor.numel() and (tensor.min() < 0 or tensor.max() >= upper):
+        if _reads_values(tensor) and tensor.numel() and (tensor.min() < 0 or tensor.max() >= upper):
             raise ValueError(
                 f"{name} must lie in [0, {upper}), got values in [{int(tensor.min())}, {int(tensor.max())}]"
             )
+
+
+def _bidirectional_mask(
+    config: AlbertRecipesConfig, embeddings: torch.Tensor, attention_mask: torch.Tensor | None
+) -> torch.Tensor | None:
+    """masking_utils' mask for the configured kernel: None where nothing is hidden (sdpa's fast path), a 4-D mask
+    otherwise. Finding out that nothing is hidden reads the mask, so on an accelerator the mask is always built."""
+    extra = {}
+    if _MASK_SKIP_IS_OPTIONAL:
+        extra["allow_is_bidirectional_skip"] = attention_mask is None or _reads_values(attention_mask)
+    return create_bidirectional_mask(config, embeddings, attention_mask, **extra)
 
 
 class AlbertRecipesModel(AlbertRecipesPreTrainedModel):
@@ -303,19 +363,7 @@ class AlbertRecipesModel(AlbertRecipesPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embeddings.word_embeddings = value
 
-    def _extended_attention_mask(self, attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
-        if attention_mask is None:
-            return None
-        if self.config._attn_implementation != "eager" and not torch.compiler.is_compiling():
-            # sdpa takes its fast path only without a mask, so drop one that hides nothing
-            if bool(attention_mask.all()):
-                return None
-        # additive mask, broadcast over heads and query positions: (B, T) -> (B, 1, 1, T)
-        blocked = attention_mask[:, None, None, :] == 0
-        return torch.zeros(blocked.shape, dtype=dtype, device=blocked.device).masked_fill(
-            blocked, torch.finfo(dtype).min
-        )
-
+    @capture_outputs
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -323,33 +371,24 @@ class AlbertRecipesModel(AlbertRecipesPreTrainedModel):
         token_type_ids: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> BaseModelOutputWithPooling | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> BaseModelOutputWithPooling:
+        r"""`output_hidden_states` (bool or indices such as `[0, -1]`), `output_attentions` and `return_dict` are
+        handled by `capture_outputs`; other keyword arguments reach the attention function."""
         _check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
-        if output_attentions is None:
-            output_attentions = getattr(self.config, "output_attentions", False)
-        if output_hidden_states is None:
-            output_hidden_states = getattr(self.config, "output_hidden_states", False)
-
-        embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)
-        mask = self._extended_attention_mask(attention_mask, embeddings.dtype)
-        encoded = self.encoder(embeddings, mask, output_attentions, output_hidden_states)
-        sequence_output = encoded.last_hidden_state  # (B, T, H)
+        # the attention layers see the flag whether it came as an argument or from the config
+        if kwargs.get("output_attentions") is None:
+            kwargs["output_attentions"] = getattr(self.config, "output_attentions", False)
+        embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, T, E)
+        mask = _bidirectional_mask(self.config, embeddings, attention_mask)
+        sequence_output = self.encoder(embeddings, mask, position_ids=position_ids, **kwargs).last_hidden_state
         pooled = self.pooler_activation(self.pooler(sequence_output[:, 0])) if self.pooler is not None else None
-        output = BaseModelOutputWithPooling(
-            last_hidden_state=sequence_output,
-            pooler_output=pooled,
-            hidden_states=encoded.hidden_states,
-            attentions=encoded.attentions,
-        )
-        return self._return(output, return_dict)
+        return BaseModelOutputWithPooling(last_hidden_state=sequence_output, pooler_output=pooled)  # (B, T, H), (B, H)
 
 
 class AlbertRecipesMLMHead(nn.Module):
-    """H -> E -> vocab; the decoder is tied to the input embeddings."""
+    """H -> E -> vocab. `decoder.weight` (and `decoder.bias` with `bias`) are tied by `_tied_weights_keys` when
+    `tie_word_embeddings` is set; untied, `decoder.bias` is the bias used, as in the stock model."""
 
     def __init__(self, config: AlbertRecipesConfig):
         super().__init__()
@@ -358,21 +397,22 @@ class AlbertRecipesMLMHead(nn.Module):
         self.LayerNorm = nn.LayerNorm(config.embedding_size, eps=config.layer_norm_eps)
         self.decoder = nn.Linear(config.embedding_size, config.vocab_size)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
-        self.decoder.bias = self.bias
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.LayerNorm(self.activation(self.dense(hidden_states))))
+        return self.decoder(self.LayerNorm(self.activation(self.dense(hidden_states))))  # (..., H) -> (..., vocab)
 
 
 class AlbertRecipesSOPHead(nn.Module):
+    """Sentence-order logits: original (0) vs swapped (1). `num_labels` wide (2 by default) like the stock head, so a
+    stock checkpoint saved with any `num_labels` loads."""
+
     def __init__(self, config: AlbertRecipesConfig):
         super().__init__()
         self.dropout = nn.Dropout(config.classifier_dropout_prob)
-        # always two classes (original / swapped); the stock head reads num_labels, which only agrees at its default
-        self.classifier = nn.Linear(config.hidden_size, 2)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
 
     def forward(self, pooled_output: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(pooled_output))
+        return self.classifier(self.dropout(pooled_output))  # (B, H) -> (B, num_labels)
 
 
 def _masked_lm(
@@ -396,7 +436,8 @@ class AlbertRecipesForPreTrainingOutput(ModelOutput):
     """
     loss: MLM loss + sentence-order prediction loss, when both label sets are given.
     prediction_logits: (B, T, vocab) MLM scores, or (num_masked, vocab) with `sparse_mlm_prediction` and labels.
-    sop_logits: (B, 2) scores for original order (0) vs swapped (1).
+    sop_logits: (B, num_labels) scores for original order (0) vs swapped (1); num_labels is 2 unless a checkpoint
+        says otherwise.
     mlm_loss, sop_loss: the two terms of `loss`, for logging.
     """
 
@@ -431,6 +472,7 @@ class AlbertRecipesForPreTraining(AlbertRecipesPreTrainedModel):
     def set_output_embeddings(self, new_embeddings: nn.Linear) -> None:
         self.predictions.decoder = new_embeddings
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -440,11 +482,8 @@ class AlbertRecipesForPreTraining(AlbertRecipesPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         sentence_order_label: torch.LongTensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> AlbertRecipesForPreTrainingOutput | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> AlbertRecipesForPreTrainingOutput:
         r"""
         labels: (B, T) MLM targets, -100 where no prediction is made.
         sentence_order_label: (B,) 0 = segments in original order, 1 = swapped.
@@ -455,17 +494,16 @@ class AlbertRecipesForPreTraining(AlbertRecipesPreTrainedModel):
             token_type_ids=token_type_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
             return_dict=True,
+            **kwargs,
         )
         prediction_logits, mlm_loss = _masked_lm(self.predictions, self.config, outputs.last_hidden_state, labels)
-        sop_logits = self.sop_classifier(outputs.pooler_output)
+        sop_logits = self.sop_classifier(outputs.pooler_output)  # (B, num_labels)
         sop_loss = None
         if sentence_order_label is not None:
-            sop_loss = CrossEntropyLoss()(sop_logits.view(-1, 2), sentence_order_label.view(-1))
+            sop_loss = CrossEntropyLoss()(sop_logits.view(-1, sop_logits.shape[-1]), sentence_order_label.view(-1))
         loss = mlm_loss + sop_loss if mlm_loss is not None and sop_loss is not None else None
-        output = AlbertRecipesForPreTrainingOutput(
+        return AlbertRecipesForPreTrainingOutput(
             loss=loss,
             prediction_logits=prediction_logits,
             sop_logits=sop_logits,
@@ -474,7 +512,6 @@ class AlbertRecipesForPreTraining(AlbertRecipesPreTrainedModel):
             mlm_loss=mlm_loss,
             sop_loss=sop_loss,
         )
-        return self._return(output, return_dict)
 
 
 class AlbertRecipesForMaskedLM(AlbertRecipesPreTrainedModel):
@@ -493,6 +530,7 @@ class AlbertRecipesForMaskedLM(AlbertRecipesPreTrainedModel):
         self.predictions.decoder = new_embeddings
         self.predictions.bias = new_embeddings.bias
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -501,26 +539,21 @@ class AlbertRecipesForMaskedLM(AlbertRecipesPreTrainedModel):
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> MaskedLMOutput | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> MaskedLMOutput:
         outputs = self.albert(
             input_ids,
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
             return_dict=True,
+            **kwargs,
         )
         logits, loss = _masked_lm(self.predictions, self.config, outputs.last_hidden_state, labels)
-        output = MaskedLMOutput(
+        return MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return self._return(output, return_dict)
 
 
 class AlbertRecipesForSequenceClassification(AlbertRecipesPreTrainedModel):
@@ -534,6 +567,7 @@ class AlbertRecipesForSequenceClassification(AlbertRecipesPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -542,46 +576,42 @@ class AlbertRecipesForSequenceClassification(AlbertRecipesPreTrainedModel):
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> SequenceClassifierOutput | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> SequenceClassifierOutput:
         outputs = self.albert(
             input_ids,
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
             return_dict=True,
+            **kwargs,
         )
         logits = self.classifier(self.dropout(outputs.pooler_output))  # (B, num_labels)
-        loss = None
-        if labels is not None:
-            if self.config.problem_type is None:
-                if self.num_labels == 1:
-                    self.config.problem_type = "regression"
-                elif labels.dtype in (torch.long, torch.int):
-                    self.config.problem_type = "single_label_classification"
-                else:
-                    self.config.problem_type = "multi_label_classification"
-            if self.config.problem_type == "regression":
-                loss = MSELoss()(logits.squeeze(), labels.squeeze().to(logits.dtype))
-            elif self.config.problem_type == "single_label_classification":
-                bad = labels[(labels != -100) & ((labels < 0) | (labels >= self.num_labels))]
-                if bad.numel():
-                    raise ValueError(
-                        f"labels must lie in [0, num_labels={self.num_labels}) (or be -100), got {int(bad[0])}"
-                    )
-                loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
-            else:
-                loss = BCEWithLogitsLoss()(logits, labels.to(logits.dtype))
-        output = SequenceClassifierOutput(
+        loss = self._loss(logits, labels) if labels is not None else None
+        return SequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return self._return(output, return_dict)
+
+    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.config.problem_type is None:
+            if self.num_labels == 1:
+                self.config.problem_type = "regression"
+            elif labels.dtype in (torch.long, torch.int):
+                self.config.problem_type = "single_label_classification"
+            else:
+                self.config.problem_type = "multi_label_classification"
+        if self.config.problem_type == "regression":
+            return MSELoss()(logits.squeeze(), labels.squeeze().to(logits.dtype))
+        if self.config.problem_type == "multi_label_classification":
+            return BCEWithLogitsLoss()(logits, labels.to(logits.dtype))
+        if _reads_values(labels):
+            bad = labels[(labels != -100) & ((labels < 0) | (labels >= self.num_labels))]
+            if bad.numel():
+                raise ValueError(
+                    f"labels must lie in [0, num_labels={self.num_labels}) (or be -100), got {int(bad[0])}"
+                )
+        return CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
 
 
 class AlbertRecipesForTokenClassification(AlbertRecipesPreTrainedModel):
@@ -594,6 +624,7 @@ class AlbertRecipesForTokenClassification(AlbertRecipesPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -602,39 +633,35 @@ class AlbertRecipesForTokenClassification(AlbertRecipesPreTrainedModel):
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> TokenClassifierOutput | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> TokenClassifierOutput:
         outputs = self.albert(
             input_ids,
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
             return_dict=True,
+            **kwargs,
         )
         logits = self.classifier(self.dropout(outputs.last_hidden_state))  # (B, T, num_labels)
         loss = None
         if labels is not None:
             loss = CrossEntropyLoss()(logits.view(-1, self.num_labels), labels.view(-1))
-        output = TokenClassifierOutput(
+        return TokenClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return self._return(output, return_dict)
 
 
 class AlbertRecipesForQuestionAnswering(AlbertRecipesPreTrainedModel):
     def __init__(self, config: AlbertRecipesConfig):
         super().__init__(config)
         self.albert = AlbertRecipesModel(config, add_pooling_layer=False)
-        # a start and an end score per token (the stock model reads num_labels, which agrees at its default of 2)
+        # a start and an end score per token (the stock model reads num_labels, and runs only when it is 2)
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -644,20 +671,16 @@ class AlbertRecipesForQuestionAnswering(AlbertRecipesPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         start_positions: torch.LongTensor | None = None,
         end_positions: torch.LongTensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> QuestionAnsweringModelOutput | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> QuestionAnsweringModelOutput:
         outputs = self.albert(
             input_ids,
             attention_mask=attention_mask,
             token_type_ids=token_type_ids,
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
             return_dict=True,
+            **kwargs,
         )
         logits = self.qa_outputs(outputs.last_hidden_state)  # (B, T, 2)
         start_logits, end_logits = (part.squeeze(-1).contiguous() for part in logits.split(1, dim=-1))
@@ -669,14 +692,13 @@ class AlbertRecipesForQuestionAnswering(AlbertRecipesPreTrainedModel):
             end_positions = end_positions.view(-1).clamp(0, ignored)
             loss_fct = CrossEntropyLoss(ignore_index=ignored)
             loss = (loss_fct(start_logits, start_positions) + loss_fct(end_logits, end_positions)) / 2
-        output = QuestionAnsweringModelOutput(
+        return QuestionAnsweringModelOutput(
             loss=loss,
             start_logits=start_logits,
             end_logits=end_logits,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )
-        return self._return(output, return_dict)
 
 
 class AlbertRecipesForMultipleChoice(AlbertRecipesPreTrainedModel):
@@ -687,6 +709,7 @@ class AlbertRecipesForMultipleChoice(AlbertRecipesPreTrainedModel):
         self.classifier = nn.Linear(config.hidden_size, 1)
         self.post_init()
 
+    @can_return_tuple
     def forward(
         self,
         input_ids: torch.LongTensor | None = None,
@@ -695,11 +718,8 @@ class AlbertRecipesForMultipleChoice(AlbertRecipesPreTrainedModel):
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
-        output_attentions: bool | None = None,
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-        **kwargs,
-    ) -> MultipleChoiceModelOutput | tuple:
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> MultipleChoiceModelOutput:
         r"""Inputs are (B, num_choices, T); each choice is scored on its own and the scores compared."""
         reference = input_ids if input_ids is not None else inputs_embeds
         if reference is None or reference.dim() < 3:
@@ -715,16 +735,14 @@ class AlbertRecipesForMultipleChoice(AlbertRecipesPreTrainedModel):
             token_type_ids=flat(token_type_ids),
             position_ids=flat(position_ids),
             inputs_embeds=flat(inputs_embeds),
-            output_attentions=output_attentions,
-            output_hidden_states=output_hidden_states,
             return_dict=True,
+            **kwargs,
         )
         logits = self.classifier(self.dropout(outputs.pooler_output)).view(-1, num_choices)  # (B, C)
         loss = CrossEntropyLoss()(logits, labels) if labels is not None else None
-        output = MultipleChoiceModelOutput(
+        return MultipleChoiceModelOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
         )
-        return self._return(output, return_dict)
 
 
 __all__ = [
