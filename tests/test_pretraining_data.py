@@ -175,3 +175,13 @@ def test_bad_input(tmp_path, tiny_tokenizer):
         _prepare(tmp_path / "c", tiny_tokenizer, train_file=[str(empty)], dupe_factor=0)
     with pytest.raises(InputError, match="not both"):
         _prepare(tmp_path / "c", tiny_tokenizer, train_file=[str(empty)], dataset_name="wikitext")
+
+
+def test_tokenizer_fingerprint_ignores_the_last_calls_truncation_and_padding(tiny_tokenizer):
+    from albert_recipes.pretraining_data import tokenizer_fingerprint
+
+    before = tokenizer_fingerprint(tiny_tokenizer)
+    tiny_tokenizer(["one two three four five"] * 2, truncation=True, max_length=3, padding="max_length")
+    assert tokenizer_fingerprint(tiny_tokenizer) == before
+    tiny_tokenizer(["one two"])  # back to no truncation: the state changes again, the fingerprint does not
+    assert tokenizer_fingerprint(tiny_tokenizer) == before

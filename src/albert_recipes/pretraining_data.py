@@ -151,7 +151,10 @@ def split_indices(num_documents: int, eval_fraction: float, seed: int) -> tuple[
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
     """Changes whenever the tokenizer would produce other ids: its whole serialized pipeline and vocabulary."""
-    return _digest(type(tokenizer).__name__, tokenizer.backend_tokenizer.to_str(), tokenizer.all_special_ids)
+    # Not its truncation/padding: a fast tokenizer keeps the last call's settings there, which change no ids here.
+    pipeline = json.loads(tokenizer.backend_tokenizer.to_str())
+    pipeline.pop("truncation", None), pipeline.pop("padding", None)
+    return _digest(type(tokenizer).__name__, json.dumps(pipeline, sort_keys=True), tokenizer.all_special_ids)
 
 
 # --- the prepared data -----------------------------------------------------------------------------------------
