@@ -8,7 +8,8 @@
     python recipes/pretrain.py --config recipes/configs/pretrain/tiny.yaml train.resume=true   (or --train.resume=true)
 
 With no data settings it trains on the embedded corpus (Python's reference documentation, no download) and a
-Unigram tokenizer trained on it. Writes `<output_dir>/checkpoints/step-*/` (atomic, keep-last-K; `train.resume=true`
+Unigram tokenizer trained on it. Data preparation (albert_recipes.pretraining_data: documents, tokenizer, token ids,
+SOP examples with fresh cuts every epoch) streams into memory-mapped Arrow files cached under `data.cache_dir`. Writes `<output_dir>/checkpoints/step-*/` (atomic, keep-last-K; `train.resume=true`
 continues from the newest complete one, bit for bit, and refuses if a setting that shapes the data order, schedule
 or model changed), TensorBoard logs under `<output_dir>/logs`, and the Hub-ready export `<output_dir>/final/` (model
 + tokenizer + config with auto_map + recipe_config.yaml + metrics.json + curves.png). Ctrl-C or SIGTERM stops at the
@@ -24,32 +25,26 @@ where a run was interrupted; accelerate's checkpoints carry the model, optimizer
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import numpy as np
 import torch
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer
 
 from albert_recipes import AlbertRecipesConfig, AlbertRecipesForPreTraining
 from albert_recipes import pretraining_metrics as pm
 from albert_recipes.checkpointing import checkpoint_step
 from albert_recipes.cli import ConfigError, config_to_dict, config_to_yaml, flat_hparams, run_cli
 from albert_recipes.configuration_albert_recipes import PRESETS
-from albert_recipes.corpus import iter_documents, load_embedded_corpus
 from albert_recipes.errors import InputError
 from albert_recipes.io_utils import atomic_directory, atomic_write_text
 from albert_recipes.masking import NgramMaskingCollator
-from albert_recipes.sop import build_sop_dataset
-from albert_recipes.tokenization import save_tokenizer, train_tokenizer_on_documents
 from albert_recipes.training import (
     DebugSettings,
     StopSignals,
@@ -110,12 +105,18 @@ class DataSettings:
     vocab_size: int = field(default=8000, metadata={"help": "vocabulary of the tokenizer trained here"})
     max_seq_length: int = field(default=128, metadata={"help": "tokens per [CLS] A [SEP] B [SEP] example"})
     short_seq_prob: float = field(default=0.1, metadata={"help": "share of shorter examples, as in the paper"})
-    dupe_factor: int = field(default=1, metadata={"help": "times each document is cut into examples"})
+    dupe_factor: int = field(default=1, metadata={"help": "cutting rounds built ahead of time; epoch e always uses "
+                             "round e (fresh segment boundaries, swaps and random-document draws every epoch)"})
     masking: Literal["ngram", "whole_word", "token"] = field(default="ngram", metadata={"help": "masking scheme"})
     mlm_probability: float = field(default=0.15, metadata={"help": "share of tokens to predict"})
     max_predictions_per_seq: int = field(default=20, metadata={"help": "cap on masked tokens per example"})
     max_ngram: int = field(default=3, metadata={"help": "longest masked n-gram (in words)"})
     num_proc: int | None = field(default=None, metadata={"help": "processes for building examples"})
+    streaming: bool = field(default=False, metadata={"help": "read data.dataset_name as a stream (never downloaded "
+                            "whole); its documents are still written once to the Arrow cache"})
+    cache_dir: str | None = field(default=None, metadata={"help": "where documents, tokenizer, token ids and SOP "
+                                  "examples are cached (empty: $HF_DATASETS_CACHE/albert_recipes); a second run with "
+                                  "the same corpus and settings reads them instead of rebuilding"})
 
 
 @dataclass
@@ -232,26 +233,6 @@ def check_hub_reachable(timeout: float = 3.0) -> None:
                           "Pass local files with data.train_file=[a.txt,b.jsonl] instead") from None
 
 
-def load_documents(cfg: DataSettings) -> list[list[str]]:
-    if cfg.dataset_name:
-        check_hub_reachable()
-        import datasets
-
-        source = datasets.load_dataset(cfg.dataset_name, cfg.dataset_config, split=cfg.dataset_split)
-        return list(iter_documents(source, text_field=cfg.text_column, layout=cfg.layout))
-    if cfg.train_file:
-        return list(iter_documents(cfg.train_file, text_field=cfg.text_column, layout=cfg.layout))
-    return load_embedded_corpus()
-
-
-def split_documents(documents: list, eval_fraction: float, seed: int) -> tuple[list, list]:
-    if len(documents) < 2:
-        raise ConfigError(f"the corpus has {len(documents)} document(s); at least 2 are needed (train + held-out)")
-    order = np.random.default_rng([seed, 1]).permutation(len(documents))
-    num_eval = min(len(documents) - 1, max(1, round(eval_fraction * len(documents))))
-    return [documents[i] for i in order[num_eval:]], [documents[i] for i in order[:num_eval]]
-
-
 def model_config(cfg: ModelSettings, max_seq_length: int) -> AlbertRecipesConfig:
     """The preset plus the overrides given; `vocab_size` is filled in once the tokenizer exists."""
     sizes = {k: v for k, v in vars(cfg).items() if k != "preset" and v is not None}
@@ -267,51 +248,24 @@ def model_config(cfg: ModelSettings, max_seq_length: int) -> AlbertRecipesConfig
 RESUME_CHANGEABLE = (
     "output_dir", "train.resume", "train.overwrite_output_dir", "train.log_every", "train.eval_every",
     "train.eval_batch_size", "train.eval_max_examples", "train.save_every", "train.keep_last", "train.report_to",
-    "train.cpu", "train.gradient_checkpointing", "train.gradient_accumulation_steps", "data.num_proc", "hub.", "debug.",
+    "train.cpu", "train.gradient_checkpointing", "train.gradient_accumulation_steps", "data.num_proc", "data.cache_dir",
+    "data.dupe_factor", "hub.", "debug.",
 )
 OUTPUTS = ("final", "metrics.json")  # a finished run: refused unless train.resume or train.overwrite_output_dir
-EARLIER_RUN = ("checkpoints", "final", "metrics.json", "curves.png", "logs")  # removed when starting over
+EARLIER_RUN = ("checkpoints", "final", "metrics.json", "curves.png", "logs", "tokenizer")  # removed when starting over
 
 
-@dataclass
-class PretrainingData:
-    """What training needs from data preparation: the tokenizer, a fixed held-out set of SOP examples, the training
-    examples of each epoch (`train_set(epoch)`; epochs may differ in size) and a fingerprint of the corpus and
-    settings that produced them (a resume refuses other data)."""
+def prepare_data(cfg: PretrainConfig, accelerator, max_position_embeddings: int):
+    """Documents -> tokenizer -> SOP examples (albert_recipes.pretraining_data: streamed, cached on disk, fresh cuts
+    every epoch); the main process builds what the cache lacks, the others read it. Returns `.tokenizer`,
+    `.eval_set`, `.train_set(epoch)` and `.fingerprint`."""
+    from albert_recipes.pretraining_data import prepare_pretraining_data
 
-    tokenizer: Any
-    eval_set: Any
-    fingerprint: str
-    _train_set: Any
-
-    def train_set(self, epoch: int):
-        return self._train_set  # the same dupe_factor rounds every epoch; the masks change with the epoch
-
-
-def prepare_data(cfg: PretrainConfig, accelerator, tokenizer_dir: Path, resuming: bool,
-                 max_position_embeddings: int) -> PretrainingData:
-    """Documents -> tokenizer -> SOP examples; the main process goes first (it trains and saves the tokenizer)."""
-    d, seed = cfg.data, cfg.train.seed
-    with accelerator.main_process_first():
-        documents = load_documents(d)
-        train_docs, eval_docs = split_documents(documents, d.eval_fraction, seed)
-        if d.tokenizer:
-            tokenizer = AutoTokenizer.from_pretrained(d.tokenizer)
-        elif resuming or not accelerator.is_main_process:
-            tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-        else:
-            tokenizer = train_tokenizer_on_documents(train_docs, vocab_size=d.vocab_size,
-                                                     model_max_length=max_position_embeddings, show_progress=False)
-            save_tokenizer(tokenizer, tokenizer_dir)
-        sop_args = dict(tokenizer=tokenizer, max_seq_length=d.max_seq_length, seed=seed,
-                        short_seq_prob=d.short_seq_prob, num_proc=d.num_proc)
-        train_set = build_sop_dataset(train_docs, dupe_factor=d.dupe_factor, **sop_args)
-        eval_set = build_sop_dataset(eval_docs, **sop_args)
-    settings = {k: v for k, v in config_to_dict(cfg)["data"].items() if k != "num_proc"}
-    files = [(str(p), os.path.getsize(p), os.path.getmtime(p)) for p in d.train_file]
-    vocab = sorted(tokenizer.get_vocab().items())
-    fingerprint = hashlib.sha256(json.dumps([settings, seed, files, vocab]).encode()).hexdigest()[:16]
-    return PretrainingData(tokenizer, eval_set, fingerprint, train_set)
+    if cfg.data.dataset_name:
+        check_hub_reachable()
+    # the whole data section: the masking settings among it are the collator's, and prepare_... ignores them
+    return prepare_pretraining_data(**vars(cfg.data), seed=cfg.train.seed, model_max_length=max_position_embeddings,
+                                    main_process_first=accelerator.main_process_first)
 
 
 def main(cfg: PretrainConfig) -> dict:
@@ -331,11 +285,16 @@ def main(cfg: PretrainConfig) -> dict:
     set_seed(t.seed)
 
     # ---- data ---------------------------------------------------------------------------------------------------
-    data = prepare_data(cfg, accelerator, output_dir / "tokenizer", resume_from is not None,
-                        config.max_position_embeddings)
+    data = prepare_data(cfg, accelerator, config.max_position_embeddings)
     tokenizer = data.tokenizer
     eval_set = data.eval_set.select(range(min(len(data.eval_set), t.eval_max_examples)))
-    steps_in_epoch = lambda epoch: len(data.train_set(epoch)) // t.batch_size  # noqa: E731
+    epoch_steps: dict[str, int] = {}  # steps of each epoch seen; saved with checkpoints, so a resume rebuilds no epoch
+
+    def steps_in_epoch(epoch: int) -> int:
+        if str(epoch) not in epoch_steps:
+            epoch_steps[str(epoch)] = len(data.train_set(epoch)) // t.batch_size
+        return epoch_steps[str(epoch)]
+
     if steps_in_epoch(0) < 1:
         raise ConfigError(f"the corpus gives {len(data.train_set(0))} training examples, fewer than one batch "
                           f"(train.batch_size={t.batch_size}); use more text or a smaller batch")
@@ -367,7 +326,7 @@ def main(cfg: PretrainConfig) -> dict:
     model, optimizer, eval_loader = accelerator.prepare(model, optimizer, eval_loader)
     accelerator.register_for_checkpointing(scheduler)
 
-    step, state = 0, {"history": [], "data_fingerprint": data.fingerprint}
+    step, state = 0, {"history": [], "data_fingerprint": data.fingerprint, "epoch_steps": epoch_steps}
     if resume_from is not None:
         saved = read_trainer_state(resume_from).get("data_fingerprint")
         if saved not in (None, data.fingerprint):
@@ -376,9 +335,11 @@ def main(cfg: PretrainConfig) -> dict:
                              "train.overwrite_output_dir=true or another output_dir")
         accelerator.load_state(str(resume_from))
         step, state = checkpoint_step(resume_from), {**state, **read_trainer_state(resume_from)}
+        epoch_steps.update(state["epoch_steps"])
+        state["epoch_steps"] = epoch_steps
         accelerator.print(f"resumed from {resume_from} at step {step}")
     elif accelerator.is_main_process:  # a fresh start (train.overwrite_output_dir): no trace of an earlier run
-        clear_previous_run(output_dir, EARLIER_RUN + (("tokenizer",) if cfg.data.tokenizer else ()))
+        clear_previous_run(output_dir, EARLIER_RUN)
     if accelerator.is_main_process:
         atomic_write_text(output_dir / "recipe_config.yaml", config_yaml)
     accelerator.wait_for_everyone()

@@ -117,7 +117,7 @@ def test_sop_metrics_split_by_kind_of_pair_count_each_example_once(tiny_tokenize
     import datasets
 
     sys.path.insert(0, str(Path(__file__).parent))
-    from eval_worker import examples, main  # noqa: F401
+    from eval_worker import examples
 
     from albert_recipes import pretraining_metrics as pm
 
