@@ -53,8 +53,9 @@ def _overrides(args, init: str, mode: str) -> list[str]:
     overrides = [
         f"data.train_file={args.data / 'train.tsv'}", f"data.validation_file={args.data / 'dev.tsv'}",
         f"data.max_train_samples={args.train_samples}", f"train.epochs={args.epochs}",
-        f"train.lr={args.lora_lr if mode == 'lora' else args.full_lr}", f"train.torch_threads={args.threads}", f"finetune.mode={mode}",
+        f"train.learning_rate={args.lora_lr if mode == 'lora' else args.full_lr}", f"train.torch_threads={args.threads}", f"finetune.mode={mode}",
         "finetune.save_merged=false", f"output_dir={args.output_dir / f'{init}-{mode}'}", "train.log_every=50",
+        "train.overwrite_output_dir=true",
     ]
     if init == "pretrained":
         return [*overrides, f"model.name_or_path={args.pretrained}"]
@@ -116,7 +117,7 @@ def main(argv=None) -> list[dict]:
             result = recipe.main(cfg)
             config = json.loads((Path(result["folders"].get("base") or result["folders"].get("model")
                                       or cfg.model.name_or_path) / "config.json").read_text())
-            results[(init, mode, cfg.train.lr)] = {
+            results[(init, mode, cfg.train.learning_rate)] = {
                 "init": init, "mode": mode, "status": "ok", "accuracy": result["eval"]["accuracy"],
                 "f1": result["eval"]["f1"], "trainable": result["parameters"]["trainable"],
                 "total": result["parameters"]["total"], "seconds_per_epoch": result["train"]["seconds_per_epoch"][0],
@@ -124,7 +125,7 @@ def main(argv=None) -> list[dict]:
                 "architecture": "E{embedding_size} H{hidden_size} L{num_hidden_layers} A{num_attention_heads} "
                                 "I{intermediate_size} V{vocab_size}".format(**config),
                 "tokenizer": cfg.model.tokenizer_path or "Unigram trained on the training subset",
-                "train_samples": args.train_samples, "epochs": args.epochs, "lr": cfg.train.lr,
+                "train_samples": args.train_samples, "epochs": args.epochs, "lr": cfg.train.learning_rate,
                 "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), "
                            f"torch {torch.__version__}",
             }

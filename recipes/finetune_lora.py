@@ -1,26 +1,32 @@
 """Fine-tune ALBERT with LoRA (PEFT) or in full: sequence classification (single sentences, pairs, regression),
-token classification, extractive question answering. A plain accelerate loop; runs alone or under
-`accelerate launch`.
+token classification, extractive question answering, on the training core the pretraining recipe uses
+(albert_recipes.training); runs alone or under `accelerate launch`.
 
     python recipes/finetune_lora.py --config recipes/configs/finetune_lora/debug.yaml
     accelerate launch recipes/finetune_lora.py --config recipes/configs/finetune_lora/sst2.yaml
     accelerate launch --config_file recipes/accelerate_configs/cpu_2proc.yaml recipes/finetune_lora.py --config ...
+    python recipes/finetune_lora.py --config ... train.resume=true       (continue after Ctrl-C, SIGTERM or a crash)
 
 The base model is a pretrained folder (`model.name_or_path`, e.g. outputs/pretrain/small/final) or a random
-`model.preset` (with `model.tokenizer_path`, or a Unigram tokenizer trained on the task's text). Outputs under
+`model.preset` (with `model.tokenizer_path`, or a Unigram tokenizer trained on the task's text). `train.batch_size`
+is the global batch of one optimizer step. Checkpoints go to `output_dir/checkpoints/` every `train.save_every`
+steps and at every evaluation that improves `train.best_metric`; the best one is kept and exported. Outputs under
 `output_dir`: `adapter/` (LoRA; loads with AutoPeftModelFor... after `import albert_recipes`) or `model/` (full),
 `base/` (the base the adapter names, with this task's labels), optional `merged/` (adapter merged into the base;
-loads with plain AutoModelFor...), `predictions.jsonl`, `metrics.json`, `confusion_matrix.png`, `recipe_config.yaml`,
-`logs/`. Each export has its model card (README.md); recipes/predict.py runs any of them on a file of texts.
+loads with plain AutoModelFor...), `predictions.jsonl`, `metrics.json` (with the trivial `baselines`: majority
+class, training mean, most frequent tag, empty answer), `curves.png`, `confusion_matrix.png`, `recipe_config.yaml`,
+`logs/`. Each export has its model card (README.md); recipes/predict.py runs any of them on a file of texts. A used
+`output_dir` is refused unless `train.resume=true` or `train.overwrite_output_dir=true`.
 ALBERT shares its layer across depth, so one LoRA adapter acts at every layer (see albert_recipes.lora).
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import math
-import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import (
@@ -44,14 +49,45 @@ from transformers import (
 
 import albert_recipes
 from albert_recipes import finetune_data, metrics, qa
+from albert_recipes.checkpointing import checkpoint_path, checkpoint_step
 from albert_recipes.cli import ConfigError, config_to_dict, config_to_yaml, flat_hparams, run_cli
 from albert_recipes.errors import InputError
 from albert_recipes.io_utils import atomic_directory, atomic_write_text
 from albert_recipes.lora import count_parameters, lora_config
-from albert_recipes.training import build_optimizer, warmup_linear_decay
+from albert_recipes.training import (
+    DebugSettings,
+    StopSignals,
+    albert_schedule,
+    build_optimizer,
+    clear_previous_run,
+    epoch_loader,
+    interrupted,
+    micro_batch_size,
+    plot_curves,
+    prepare_output_dir,
+    read_trainer_state,
+    save_training_checkpoint,
+    setup_accelerator,
+    train_loop,
+)
 
 logger = logging.getLogger("finetune_lora")
+ROOT = Path(__file__).resolve().parents[1]
 
+# metrics each task reports (albert_recipes.metrics), and which one picks the best checkpoint by default
+TASK_METRICS = {"sequence_classification": ("accuracy", "f1", "matthews_correlation"),
+                "regression": ("pearson", "spearmanr", "mse"),
+                "token_classification": ("precision", "recall", "f1", "accuracy"),
+                "question_answering": ("exact_match", "f1")}
+BEST_METRIC_DEFAULTS = {"sequence_classification": "accuracy", "regression": "pearson", "token_classification": "f1",
+                        "question_answering": "f1"}
+LOWER_IS_BETTER = ("mse",)
+NON_NEGATIVE_ZERO = {"data.max_train_samples": "all", "data.max_eval_samples": "all",
+                     "data.synthetic_examples": "read data files", "data.num_labels": "from the data",
+                     "data.doc_stride": "no overlap", "train.max_steps": "train.epochs decide",
+                     "train.eval_every": "at each epoch's end", "train.save_every": "only the best checkpoints",
+                     "train.keep_last": "keep all", "train.torch_threads": "torch's default",
+                     "train.weight_decay": "no decay", "train.max_grad_norm": "no clipping"}
 AUTO_MODELS = {
     "sequence_classification": AutoModelForSequenceClassification,
     "token_classification": AutoModelForTokenClassification,
@@ -125,19 +161,33 @@ class LoraSection:
 class TrainConfig:
     epochs: int = field(default=3, metadata={"help": "passes over the training data"})
     max_steps: int = field(default=0, metadata={"help": "stop after this many optimizer steps (0: epochs decide)"})
-    batch_size: int = field(default=32, metadata={"help": "per-process training batch size"})
+    batch_size: int = field(default=32, metadata={"help": "GLOBAL examples per optimizer step (split over processes "
+                            "and accumulation steps); the tail of each shuffled epoch that fills no batch is skipped"})
     eval_batch_size: int = field(default=64, metadata={"help": "per-process evaluation batch size"})
-    lr: float = field(default=5e-4, metadata={"help": "peak learning rate (LoRA wants ~10x a full fine-tune's)"})
+    learning_rate: float = field(default=5e-4, metadata={"help": "peak learning rate (LoRA wants ~10x a full "
+                                 "fine-tune's)"})
     optimizer: Literal["adamw", "lamb"] = field(default="adamw", metadata={"help": "optimizer"})
-    weight_decay: float = field(default=0.01, metadata={"help": "decoupled weight decay (not on bias/LayerNorm)"})
-    warmup_ratio: float = field(default=0.1, metadata={"help": "fraction of steps with linear warmup"})
+    weight_decay: float = field(default=0.01, metadata={"help": "weight decay (not on bias/LayerNorm)"})
+    warmup_ratio: float = field(default=0.1, metadata={"help": "fraction of steps with linear warmup (then linear "
+                                "decay to 0, ALBERT's schedule)"})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
-    max_grad_norm: float = field(default=1.0, metadata={"help": "clip the global gradient norm"})
-    mixed_precision: Literal["no", "fp16", "bf16"] = field(default="no", metadata={"help": "autocast dtype"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "clip the global gradient norm (0: off)"})
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = field(
+        default="auto", metadata={"help": "auto: bf16 on GPUs that support it, else fp16 on GPU, no on CPU"})
+    cpu: bool = field(default=False, metadata={"help": "train on the CPU even if a GPU is present"})
     seed: int = field(default=42, metadata={"help": "seed for init, shuffling and dropout"})
     torch_threads: int = field(default=0, metadata={"help": "CPU threads per process (0: torch's default); 1 is "
                                "fastest for tiny debug models and on busy machines"})
     log_every: int = field(default=20, metadata={"help": "log the training loss every N steps"})
+    eval_every: int = field(default=0, metadata={"help": "evaluate every N steps (0: at the end of each epoch only)"})
+    save_every: int = field(default=500, metadata={"help": "checkpoint every N steps (0: only the best ones); every "
+                            "evaluation that improves train.best_metric is checkpointed too"})
+    keep_last: int = field(default=2, metadata={"help": "periodic checkpoints kept (0: all); the best is always kept"})
+    best_metric: str = field(default="", metadata={"help": "validation metric that picks the exported checkpoint; "
+                             f"empty: {', '.join(f'{k}: {v}' for k, v in BEST_METRIC_DEFAULTS.items())}"})
+    resume: bool = field(default=False, metadata={"help": "continue from the newest complete checkpoint"})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "start over in a used output_dir"})
+    report_to: Literal["tensorboard", "none"] = field(default="tensorboard", metadata={"help": "tracker"})
 
 
 @dataclass
@@ -167,11 +217,22 @@ class FinetuneLoraConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     qa: QAConfig = field(default_factory=QAConfig)
     hub: HubConfig = field(default_factory=HubConfig)
+    debug: DebugSettings = field(default_factory=DebugSettings)
     output_dir: str = field(default="outputs/finetune/debug", metadata={"help": "where every output goes"})
+
+    @property
+    def metric_task(self) -> str:
+        return "regression" if self.data.regression else self.data.task
+
+    @property
+    def best_metric(self) -> str:
+        return self.train.best_metric or BEST_METRIC_DEFAULTS[self.metric_task]
 
     def validate(self) -> None:
         if bool(self.model.name_or_path) == bool(self.model.preset):
             raise ConfigError("set exactly one of model.name_or_path (pretrained) and model.preset (random init)")
+        if self.model.name_or_path:
+            check_model_source(self.model.name_or_path)
         if self.model.preset and self.model.preset not in albert_recipes.PRESETS:
             raise ConfigError(f"model.preset={self.model.preset!r} is unknown; "
                               f"choose one of {sorted(albert_recipes.PRESETS)}")
@@ -188,12 +249,71 @@ class FinetuneLoraConfig:
         for name in ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps", "log_every"):
             if getattr(self.train, name) < 1:
                 raise ConfigError(f"train.{name}={getattr(self.train, name)} must be at least 1")
-        if not self.train.lr > 0:
-            raise ConfigError(f"train.lr={self.train.lr} must be positive")
+        non_negative = {"data.max_train_samples": self.data.max_train_samples,
+                        "data.max_eval_samples": self.data.max_eval_samples,
+                        "data.synthetic_examples": self.data.synthetic_examples, "data.num_labels": self.data.num_labels,
+                        "data.doc_stride": self.data.doc_stride, "train.max_steps": self.train.max_steps,
+                        "train.eval_every": self.train.eval_every, "train.save_every": self.train.save_every,
+                        "train.keep_last": self.train.keep_last, "train.torch_threads": self.train.torch_threads,
+                        "train.weight_decay": self.train.weight_decay, "train.max_grad_norm": self.train.max_grad_norm}
+        for key, value in non_negative.items():
+            if value < 0:
+                raise ConfigError(f"{key}={value} must be >= 0 (0 means: "
+                                  f"{NON_NEGATIVE_ZERO.get(key, 'none')})")
+        for key, value, low in (("data.max_length", self.data.max_length, 8), ("lora.r", self.lora.r, 1),
+                                ("model.tokenizer_vocab_size", self.model.tokenizer_vocab_size, 100)):
+            if value < low:
+                raise ConfigError(f"{key}={value} must be >= {low}")
+        if not 0 <= self.lora.dropout < 1:
+            raise ConfigError(f"lora.dropout={self.lora.dropout} must be in [0, 1)")
+        if not self.lora.alpha > 0:
+            raise ConfigError(f"lora.alpha={self.lora.alpha} must be positive")
+        if not self.train.learning_rate > 0:
+            raise ConfigError(f"train.learning_rate={self.train.learning_rate} must be positive")
+        if self.best_metric not in TASK_METRICS[self.metric_task]:
+            raise ConfigError(f"train.best_metric={self.train.best_metric!r} is not a metric of this task; choose one "
+                              f"of {list(TASK_METRICS[self.metric_task])}")
         if not 0 <= self.train.warmup_ratio < 1:
             raise ConfigError(f"train.warmup_ratio={self.train.warmup_ratio} must be in [0, 1)")
         if self.hub.push_to_hub and not self.hub.repo_id:
             raise ConfigError("hub.push_to_hub needs hub.repo_id")
+
+
+def _pretraining_command(folder: str) -> str | None:
+    """The shipped pretraining command (a make target when one runs it) whose export is `folder`, if any."""
+    import yaml
+
+    for config in sorted((ROOT / "recipes" / "configs" / "pretrain").glob("*.yaml")):
+        output_dir = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("output_dir")
+        if not output_dir or Path(output_dir) / "final" != Path(folder):
+            continue
+        relative = config.relative_to(ROOT).as_posix()
+        makefile = ROOT / "Makefile"
+        target = None
+        for line in makefile.read_text(encoding="utf-8").splitlines() if makefile.is_file() else []:
+            if re.match(r"^[A-Za-z0-9_.-]+:", line):
+                target = line.split(":", 1)[0]
+            elif line.startswith("\t") and relative in line and target:
+                return f"make {target} (or: accelerate launch recipes/pretrain.py --config {relative})"
+        return f"accelerate launch recipes/pretrain.py --config {relative}"
+    return None
+
+
+def check_model_source(name_or_path: str) -> None:
+    """A local model folder must exist and hold a config.json; anything else must look like a Hub id."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"model.name_or_path={name_or_path}: the folder has no config.json; point it at a "
+                              "model folder, e.g. a pretraining run's <output_dir>/final")
+        return
+    hub_id = re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name_or_path) and not path.parent.is_dir() or "/" not in name_or_path
+    if path.exists() or not hub_id:
+        command = _pretraining_command(name_or_path)
+        how = (f"it is what `{command}` writes: run that first (from the repository root)" if command else
+               "create it with recipes/pretrain.py (it writes <output_dir>/final) or point model.name_or_path at an "
+               "existing model folder or a Hub id (namespace/name)")
+        raise ConfigError(f"model.name_or_path={name_or_path}: model folder not found; {how}")
 
 
 # ---------------------------------------------------------------- data
@@ -306,13 +426,32 @@ def build_model(cfg: FinetuneLoraConfig, tokenizer, label_names: list[str], num_
             cfg.model.preset, **{"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
                                  **cfg.model.config_overrides, **head})
         model = auto_model.from_config(config)
-    if len(tokenizer) > model.config.vocab_size:
-        raise InputError(f"the tokenizer has {len(tokenizer)} tokens but the model only {model.config.vocab_size} "
-                         "embeddings; use the tokenizer the model was pretrained with")
+    check_tokenizer_fits(cfg, tokenizer, model.config.vocab_size)
     if cfg.data.max_length > model.config.max_position_embeddings:
         raise InputError(f"data.max_length={cfg.data.max_length} exceeds the model's max_position_embeddings="
                          f"{model.config.max_position_embeddings}")
     return model
+
+
+def check_tokenizer_fits(cfg: FinetuneLoraConfig, tokenizer, vocab_size: int) -> None:
+    """The tokenizer's ids must index the model's embeddings, and mean what they meant in pretraining.
+
+    A smaller vocabulary "fits" the embedding matrix and trains without any error while every id names another
+    piece than the one the model learned: refuse a tokenizer that differs from the one saved with the model."""
+    ids = tokenizer.get_vocab()
+    if max(ids.values()) + 1 > vocab_size:
+        raise InputError(f"the tokenizer ({cfg.model.tokenizer_path or cfg.model.name_or_path}) has ids up to "
+                         f"{max(ids.values())} but the model only {vocab_size} embeddings; use the tokenizer the "
+                         "model was pretrained with (leave model.tokenizer_path empty)")
+    own = Path(cfg.model.name_or_path or "")
+    if cfg.model.tokenizer_path and cfg.model.name_or_path and (own / "tokenizer_config.json").is_file():
+        pretrained = AutoTokenizer.from_pretrained(own).get_vocab()
+        if pretrained != ids:
+            differ = sum(pretrained.get(piece) != i for piece, i in ids.items())
+            raise InputError(f"model.tokenizer_path={cfg.model.tokenizer_path} does not match the tokenizer the model "
+                             f"was pretrained with ({own}: {len(pretrained)} pieces, this one {len(ids)}, {differ} "
+                             "with another id): every id would mean another piece. Leave model.tokenizer_path empty "
+                             "to use the model's own")
 
 
 def encode_splits(cfg: FinetuneLoraConfig, tokenizer, train, evaluation):
@@ -335,7 +474,7 @@ def encode_splits(cfg: FinetuneLoraConfig, tokenizer, train, evaluation):
 
 
 @torch.no_grad()
-def predict(model, loader, accelerator: Accelerator, task: str) -> dict[str, list]:
+def predict(model, loader, accelerator, task: str) -> dict[str, list]:
     """Model outputs on the whole eval set in dataset order, gathered from every process."""
     model.eval()
     out: dict[str, list] = {"predictions": [], "labels": [], "start_logits": [], "end_logits": []}
@@ -403,6 +542,41 @@ def score(outputs: dict[str, list], cfg: FinetuneLoraConfig, evaluation, eval_fe
     return scores, rows, metrics.confusion_matrix(predictions, labels, len(label_names))
 
 
+def trivial_baselines(cfg: FinetuneLoraConfig, train, evaluation, eval_features, label_names) -> dict:
+    """The eval metrics of answering without looking at the input, learned from the training set only:
+    classification the majority class, regression the training mean, token classification the most frequent tag
+    (usually "O"), QA the better of the empty answer and the most frequent training answer."""
+    task = cfg.data.task
+    if task == "question_answering":
+        answers = collections.Counter(a for row in train["answers"] for a in row["text"][:1])
+        candidates = [""] + [answers.most_common(1)[0][0]] if answers else [""]
+        references = [{"id": row["id"], "answers": row["answers"]} for row in evaluation]
+        scored = [(metrics.squad_metrics([{"id": r["id"], "prediction_text": answer} for r in references], references),
+                   answer) for answer in candidates]
+        best, answer = max(scored, key=lambda pair: pair[0]["f1"])
+        return {**best, "answer": answer}
+    if task == "token_classification":
+        tag = collections.Counter(t for tags in train["tags"] for t in tags).most_common(1)[0][0]
+        gold = [[label_names[i] for i in row if i != -100] for row in eval_features["labels"]]
+        scores = metrics.entity_metrics([[label_names[tag]] * len(g) for g in gold], gold)
+        return {**scores, "tag": label_names[tag]}
+    if cfg.data.regression:
+        mean = float(np.mean(train["label"]))
+        labels = np.asarray(evaluation["label"], dtype=float)
+        return {"mse": float(np.mean((labels - mean) ** 2)), "prediction": mean}
+    majority = collections.Counter(train["label"]).most_common(1)[0][0]
+    scores = metrics.classification_metrics([majority] * len(evaluation), evaluation["label"], len(label_names))
+    return {**scores, "class": label_names[majority]}
+
+
+def curve_panels(cfg: FinetuneLoraConfig, baselines: dict) -> list[dict]:
+    metric = cfg.best_metric
+    baseline = {"trivial baseline": baselines[metric]} if metric in baselines else {}
+    return [{"title": "training loss", "series": ["train/loss"], "labels": ["train"]},
+            {"title": f"validation {metric}", "series": [f"eval/{metric}"], "labels": ["validation"],
+             "baselines": baseline}]
+
+
 # ---------------------------------------------------------------- saving
 
 
@@ -420,33 +594,38 @@ def save_folder(path: Path, write, tokenizer, config_yaml: str, metrics_json: st
     return path
 
 
+# Settings that may differ on resume: logging, evaluation output, checkpoint cadence, threads, where to push. The
+# rest (data, model, LoRA, schedule, batch, seed, ...) shapes the training and is refused (training.resume_conflicts).
+RESUME_CHANGEABLE = (
+    "output_dir", "train.resume", "train.overwrite_output_dir", "train.log_every", "train.eval_batch_size",
+    "train.save_every", "train.keep_last", "train.torch_threads", "train.report_to", "train.cpu",
+    "train.gradient_accumulation_steps", "finetune.save_merged", "qa.n_best_size", "qa.max_answer_length",
+    "qa.null_score_diff_threshold", "hub.", "debug.",
+)
+OUTPUTS = ("adapter", "model", "merged", "base", "metrics.json", "predictions.jsonl")  # a finished run
+EARLIER_RUN = ("checkpoints", *OUTPUTS, "logs", "curves.png", "confusion_matrix.png", "recipe_config.yaml")
+
+
 def main(cfg: FinetuneLoraConfig) -> dict:
-    # ---- parse -> setup
+    # ---- parse -> setup: refuse a used output_dir or an incompatible resume before anything is read or written
+    t, task = cfg.train, cfg.data.task
     output_dir = Path(cfg.output_dir)
-    # accelerate sets up no process group for launched CPU-only workers unless told to use the CPU
-    launched_processes = int(os.environ.get("WORLD_SIZE", "1"))
-    accelerator = Accelerator(
-        cpu=launched_processes > 1 and not torch.cuda.is_available(),
-        gradient_accumulation_steps=cfg.train.gradient_accumulation_steps,
-        mixed_precision=cfg.train.mixed_precision,
-        log_with="tensorboard",
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
-    )
-    if accelerator.num_processes != launched_processes:
-        raise ConfigError(f"launched {launched_processes} processes but accelerate joined {accelerator.num_processes}; "
-                          "for CPU workers set ACCELERATE_USE_CPU=true")
+    accelerator = setup_accelerator(output_dir, gradient_accumulation_steps=t.gradient_accumulation_steps,
+                                    mixed_precision=t.mixed_precision, cpu=t.cpu, log_with=t.report_to)
+    micro_batch_size(t.batch_size, accelerator.num_processes, t.gradient_accumulation_steps)
+    resume_from = prepare_output_dir(output_dir, config_to_dict(cfg), resume=t.resume,
+                                     overwrite=t.overwrite_output_dir, changeable=RESUME_CHANGEABLE, outputs=OUTPUTS)
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("accelerate").setLevel(logging.WARNING)  # one INFO line per checkpoint file otherwise
     config_yaml = config_to_yaml(cfg)
-    if accelerator.is_main_process:
-        print(config_yaml)
-    set_seed(cfg.train.seed)
-    if cfg.train.torch_threads:
-        torch.set_num_threads(cfg.train.torch_threads)
-    task = cfg.data.task
+    accelerator.print(config_yaml)
+    set_seed(t.seed)
+    if t.torch_threads:
+        torch.set_num_threads(t.torch_threads)
 
     # every data problem surfaces here, before a model is built or anything is written
-    train_raw, eval_raw, names = load_raw_splits(cfg.data, cfg.train.seed)
+    train_raw, eval_raw, names = load_raw_splits(cfg.data, t.seed)
     train_raw, eval_raw, label_names, num_labels = encode_labels(train_raw, eval_raw, names, cfg.data, cfg.qa)
     logger.info("%s: %d training and %d evaluation examples from %s / %s", task, len(train_raw), len(eval_raw), *names)
 
@@ -469,65 +648,112 @@ def main(cfg: FinetuneLoraConfig) -> dict:
 
     with accelerator.main_process_first():
         train_features, eval_inputs, eval_features, collator = encode_splits(cfg, tokenizer, train_raw, eval_raw)
-    train_loader = DataLoader(train_features, batch_size=cfg.train.batch_size, shuffle=True, collate_fn=collator)
-    eval_loader = DataLoader(eval_inputs, batch_size=cfg.train.eval_batch_size, collate_fn=collator)
-    optimizer = build_optimizer(model, cfg.train.optimizer, cfg.train.lr, cfg.train.weight_decay)
-    model, optimizer, train_loader, eval_loader = accelerator.prepare(model, optimizer, train_loader, eval_loader)
-    # the prepared loader is this process's shard, so this counts steps as every process takes them
-    steps_per_epoch = math.ceil(len(train_loader) / cfg.train.gradient_accumulation_steps)
-    total_steps = min(cfg.train.max_steps or math.inf, cfg.train.epochs * steps_per_epoch)
-    scheduler = warmup_linear_decay(optimizer, int(cfg.train.warmup_ratio * total_steps), total_steps)
+    baselines = trivial_baselines(cfg, train_raw, eval_raw, eval_features, label_names)
+    steps_per_epoch = len(train_features) // t.batch_size
+    if steps_per_epoch < 1:
+        raise InputError(f"{len(train_features)} training features are fewer than one batch (train.batch_size="
+                         f"{t.batch_size}, the global batch): use more data or a smaller batch")
+    total_steps = min(t.max_steps or math.inf, t.epochs * steps_per_epoch)
+    optimizer = build_optimizer(model, t.optimizer, t.learning_rate, t.weight_decay)
+    scheduler = albert_schedule(optimizer, int(t.warmup_ratio * total_steps), total_steps)
+    eval_loader = DataLoader(eval_inputs, batch_size=t.eval_batch_size, collate_fn=collator)
+    model, optimizer, eval_loader = accelerator.prepare(model, optimizer, eval_loader)
+    accelerator.register_for_checkpointing(scheduler)  # stepped once per optimizer step by train_loop, not prepared
+
+    step, state = 0, {"history": [], "best": None, "seconds_per_epoch": []}
+    if resume_from is not None:
+        accelerator.load_state(str(resume_from))
+        step, state = checkpoint_step(resume_from), {**state, **read_trainer_state(resume_from)}
+        logger.info("resumed from %s at step %d", resume_from, step)
+    elif accelerator.is_main_process:  # a fresh start (train.overwrite_output_dir): no trace of an earlier run
+        clear_previous_run(output_dir, EARLIER_RUN)
+    accelerator.wait_for_everyone()
     accelerator.init_trackers("finetune_lora", config=flat_hparams(cfg))
+    history, metric, sign = state["history"], cfg.best_metric, (-1 if cfg.best_metric in LOWER_IS_BETTER else 1)
+
+    def save(step: int) -> Path:
+        keep = [checkpoint_path(output_dir / "checkpoints", state["best"]["step"])] if state["best"] else []
+        return save_training_checkpoint(accelerator, output_dir, step, config_yaml=config_yaml, state=state,
+                                        keep_last=t.keep_last, keep=keep, debug=cfg.debug)
+
+    def evaluate() -> tuple[dict, list, Any]:
+        return score(predict(model, eval_loader, accelerator, task), cfg, eval_raw, eval_features, label_names)
 
     # ---- train
-    step, epoch_seconds, history, running = 0, [], [], []
-    progress = tqdm(total=total_steps, desc=f"{task} ({cfg.finetune.mode})", disable=not accelerator.is_main_process)
-    model.train()
-    for epoch in range(cfg.train.epochs):
-        start = time.perf_counter()
-        for batch in train_loader:
-            with accelerator.accumulate(model):
-                loss = model(**batch).loss
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
-            running.append(loss.detach().float())
-            if not accelerator.sync_gradients:
-                continue
-            scheduler.step()
-            step += 1
-            progress.update(1)
-            if step % cfg.train.log_every == 0 or step == total_steps:
-                mean_loss = accelerator.gather(torch.stack(running).mean()).mean().item()
-                running = []
-                accelerator.log({"train/loss": mean_loss, "train/lr": scheduler.get_last_lr()[0]}, step=step)
-                progress.set_postfix(loss=f"{mean_loss:.4f}")
-            if step >= total_steps:
-                break
-        epoch_seconds.append(time.perf_counter() - start)
-        outputs = predict(model, eval_loader, accelerator, task)
-        scores, rows, matrix = score(outputs, cfg, eval_raw, eval_features, label_names)
-        accelerator.log({f"eval/{k}": v for k, v in scores.items()}, step=step)
-        history.append({"epoch": epoch + 1, "step": step, **scores})
-        logger.info("epoch %d (%.1fs): %s", epoch + 1, epoch_seconds[-1],
-                    ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
-        if step >= total_steps:
-            break
-    progress.close()
+    progress = tqdm(total=total_steps, initial=step, desc=f"{task} ({cfg.finetune.mode})",
+                    disable=not accelerator.is_main_process)
+    losses = torch.zeros(2, dtype=torch.float64, device=accelerator.device)  # (sum, count) since the last log
+    last = {"eval": None, "eval_step": None, "saved": None, "epoch_start": time.perf_counter()}
+
+    def compute_loss(batch: dict) -> torch.Tensor:
+        nonlocal losses
+        loss = model(**batch).loss
+        losses += torch.stack([loss.detach().double(), torch.ones((), dtype=torch.float64, device=loss.device)])
+        return loss
+
+    def after_step(step: int, end_of_epoch: bool) -> None:
+        nonlocal losses
+        if step % t.log_every == 0 or step == total_steps:
+            total_loss, count = accelerator.reduce(losses, reduction="sum").tolist()
+            logs = {"train/loss": total_loss / max(count, 1), "train/lr": scheduler.get_last_lr()[0]}
+            losses = torch.zeros_like(losses)
+            accelerator.log(logs, step=step)
+            history.append({"step": step, **logs})
+            progress.set_postfix(loss=f"{logs['train/loss']:.4f}")
+        saved = False
+        if end_of_epoch:
+            state["seconds_per_epoch"].append(time.perf_counter() - last["epoch_start"])
+            last["epoch_start"] = time.perf_counter()
+        if end_of_epoch or step == total_steps or (t.eval_every and step % t.eval_every == 0):
+            last["eval"], last["eval_step"] = evaluate(), step
+            scores = last["eval"][0]
+            accelerator.log({f"eval/{k}": v for k, v in scores.items()}, step=step)
+            history.append({"step": step, "epoch": step / steps_per_epoch, **{f"eval/{k}": v for k, v in scores.items()}})
+            logger.info("step %d (epoch %.2f): %s", step, step / steps_per_epoch,
+                        ", ".join(f"{k}={v:.4f}" for k, v in scores.items()))
+            if state["best"] is None or sign * scores[metric] > sign * state["best"]["value"]:
+                state["best"] = {"step": step, "metric": metric, "value": scores[metric]}
+                last["saved"], saved = (step, save(step)), True  # the exported model comes from this checkpoint
+        if t.save_every and step % t.save_every == 0 and not saved:
+            last["saved"] = (step, save(step))
+        cfg.debug.after_step(step)
+
+    with StopSignals(accelerator) as stop:
+        step = train_loop(
+            accelerator, model, optimizer, scheduler, max_steps=total_steps, start_step=step,
+            loader_for_epoch=lambda epoch, skip: epoch_loader(train_features, collator, batch_size=t.batch_size,
+                                                              accelerator=accelerator, seed=t.seed, epoch=epoch,
+                                                              skip_steps=skip),
+            steps_in_epoch=lambda epoch: steps_per_epoch, max_grad_norm=t.max_grad_norm, compute_loss=compute_loss,
+            after_step=after_step, stop=stop, progress=progress)
+        progress.close()
+        if step < total_steps:  # Ctrl-C or SIGTERM: a checkpoint at this step, then one line on how to continue
+            saved = last["saved"][1] if last["saved"] and last["saved"][0] == step else save(step)
+            raise interrupted(stop, step, saved)
+
+    # ---- the best checkpoint is what gets exported
+    best = state["best"]
+    if best is not None and best["step"] != last["eval_step"]:
+        accelerator.load_state(str(checkpoint_path(output_dir / "checkpoints", best["step"])))
+        last["eval"] = None
+        logger.info("exporting the best checkpoint: step %d, %s=%.4f", best["step"], metric, best["value"])
+    scores, rows, matrix = last["eval"] or evaluate()
 
     # ---- save
     result = {
-        "task": task, "mode": cfg.finetune.mode, "eval": scores, "history": history,
-        "parameters": {"trainable": trainable, "total": total},
-        "train": {"examples": len(train_raw), "steps": step, "seconds_per_epoch": epoch_seconds},
+        "task": task, "mode": cfg.finetune.mode, "eval": scores, "baselines": baselines,
+        "best": {**best, "checkpoint": str(checkpoint_path(output_dir / "checkpoints", best["step"]))},
+        "history": history, "parameters": {"trainable": trainable, "total": total},
+        "train": {"examples": len(train_raw), "features": len(train_features), "steps": step,
+                  "batch_size": t.batch_size, "seconds_per_epoch": state["seconds_per_epoch"]},
         "eval_examples": len(eval_raw), "label_names": label_names,
     }
     accelerator.wait_for_everyone()
     accelerator.end_training()
     if not accelerator.is_main_process:
         return result
+    logger.info("%s: %s (trivial baseline: %s)", "exported model", ", ".join(f"{k}={v:.4f}" for k, v in scores.items()),
+                ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in baselines.items()))
     metrics_json = json.dumps(result, indent=2) + "\n"
     unwrapped = accelerator.unwrap_model(model)
     folders = {}
@@ -552,6 +778,7 @@ def main(cfg: FinetuneLoraConfig) -> dict:
     atomic_write_text(output_dir / "predictions.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     atomic_write_text(output_dir / "metrics.json", metrics_json)
     atomic_write_text(output_dir / "recipe_config.yaml", config_yaml)
+    plot_curves(history, curve_panels(cfg, baselines), output_dir / "curves.png")
     if matrix is not None:
         metrics.plot_confusion_matrix(matrix, label_names, output_dir / "confusion_matrix.png")
     logger.info("saved %s under %s", ", ".join(folders), output_dir)

@@ -2,15 +2,20 @@
 
     python recipes/pretrain.py --config recipes/configs/pretrain/debug.yaml train.max_steps=20
     accelerate launch recipes/pretrain.py --config recipes/configs/pretrain/tiny.yaml
-    accelerate launch --num_processes 2 --cpu recipes/pretrain.py --config recipes/configs/pretrain/debug.yaml
+    accelerate launch --config_file recipes/accelerate_configs/cpu_2proc.yaml recipes/pretrain.py --config \
+        recipes/configs/pretrain/debug.yaml      (two CPU processes; a bare `--num_processes 2 --cpu` starts one)
     accelerate launch --config_file recipes/accelerate_configs/multi_gpu.yaml recipes/pretrain.py --config ...
     python recipes/pretrain.py --config recipes/configs/pretrain/tiny.yaml train.resume=true   (or --train.resume=true)
 
 With no data settings it trains on the embedded corpus (Python's reference documentation, no download) and a
-Unigram tokenizer trained on it. Writes `<output_dir>/checkpoints/step-*/` (atomic, keep-last-K; `train.resume=true`
-continues from the newest complete one, bit for bit), TensorBoard logs under `<output_dir>/logs`, and the Hub-ready
-export `<output_dir>/final/` (model + tokenizer + config with auto_map + recipe_config.yaml + metrics.json +
-curves.png).
+Unigram tokenizer trained on it. Data preparation (albert_recipes.pretraining_data: documents, tokenizer, token ids,
+SOP examples with fresh cuts every epoch) streams into memory-mapped Arrow files cached under `data.cache_dir`. Writes `<output_dir>/checkpoints/step-*/` (atomic, keep-last-K; `train.resume=true`
+continues from the newest complete one, bit for bit, and refuses if a setting that shapes the data order, schedule
+or model changed), TensorBoard logs under `<output_dir>/logs`, and the Hub-ready export `<output_dir>/final/` (model
++ tokenizer + config with auto_map + recipe_config.yaml + metrics.json + curves.png). Ctrl-C or SIGTERM stops at the
+next optimizer step with a checkpoint. Held-out SOP accuracy is reported for all pairs and separately for
+same-document pairs (what the paper's 86.5% measures, chance 50%) and random-document pairs (always label 1), with
+the trivial baselines (unigram MLM accuracy, majority SOP label) in metrics.json under `baselines`.
 
 Determinism: global batch s of epoch e is a fixed slice of a permutation seeded by (seed, e) and every example is
 masked from (seed, e, example_id), so data and masks depend on neither the number of processes nor the
@@ -22,31 +27,41 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
-from accelerate import Accelerator
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import set_seed
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer
 
 from albert_recipes import AlbertRecipesConfig, AlbertRecipesForPreTraining
-from albert_recipes.checkpointing import checkpoint_step, find_latest_checkpoint, list_checkpoints, save_checkpoint
+from albert_recipes import pretraining_metrics as pm
+from albert_recipes.checkpointing import checkpoint_step
 from albert_recipes.cli import ConfigError, config_to_dict, config_to_yaml, flat_hparams, run_cli
 from albert_recipes.configuration_albert_recipes import PRESETS
-from albert_recipes.corpus import iter_documents, load_embedded_corpus
+from albert_recipes.errors import InputError
 from albert_recipes.io_utils import atomic_directory, atomic_write_text
 from albert_recipes.masking import NgramMaskingCollator
-from albert_recipes.sop import build_sop_dataset
-from albert_recipes.tokenization import save_tokenizer, train_tokenizer_on_documents
-from albert_recipes.training import Throughput, build_optimizer, warmup_linear_decay
+from albert_recipes.training import (
+    DebugSettings,
+    StopSignals,
+    Throughput,
+    albert_schedule,
+    build_optimizer,
+    clear_previous_run,
+    epoch_loader,
+    interrupted,
+    micro_batch_size,
+    plot_curves,
+    prepare_output_dir,
+    read_trainer_state,
+    save_training_checkpoint,
+    setup_accelerator,
+    train_loop,
+)
 
 
 @dataclass
@@ -90,12 +105,18 @@ class DataSettings:
     vocab_size: int = field(default=8000, metadata={"help": "vocabulary of the tokenizer trained here"})
     max_seq_length: int = field(default=128, metadata={"help": "tokens per [CLS] A [SEP] B [SEP] example"})
     short_seq_prob: float = field(default=0.1, metadata={"help": "share of shorter examples, as in the paper"})
-    dupe_factor: int = field(default=1, metadata={"help": "times each document is cut into examples"})
+    dupe_factor: int = field(default=1, metadata={"help": "cutting rounds built ahead of time; epoch e always uses "
+                             "round e (fresh segment boundaries, swaps and random-document draws every epoch)"})
     masking: Literal["ngram", "whole_word", "token"] = field(default="ngram", metadata={"help": "masking scheme"})
     mlm_probability: float = field(default=0.15, metadata={"help": "share of tokens to predict"})
     max_predictions_per_seq: int = field(default=20, metadata={"help": "cap on masked tokens per example"})
     max_ngram: int = field(default=3, metadata={"help": "longest masked n-gram (in words)"})
     num_proc: int | None = field(default=None, metadata={"help": "processes for building examples"})
+    streaming: bool = field(default=False, metadata={"help": "read data.dataset_name as a stream (never downloaded "
+                            "whole); its documents are still written once to the Arrow cache"})
+    cache_dir: str | None = field(default=None, metadata={"help": "where documents, tokenizer, token ids and SOP "
+                                  "examples are cached (empty: $HF_DATASETS_CACHE/albert_recipes); a second run with "
+                                  "the same corpus and settings reads them instead of rebuilding"})
 
 
 @dataclass
@@ -106,7 +127,9 @@ class TrainSettings:
     max_steps: int = field(default=1000, metadata={"help": "optimizer steps (paper: 125000)"})
     optimizer: Literal["lamb", "adamw"] = field(default="lamb", metadata={"help": "LAMB as in the paper, or AdamW"})
     learning_rate: float = field(default=0.00176, metadata={"help": "peak rate (paper: 0.00176 at batch 4096)"})
-    warmup_steps: int = field(default=100, metadata={"help": "linear warmup, then linear decay to 0"})
+    warmup_steps: int = field(
+        default=100, metadata={"help": "linear warmup from 0; the rate then decays linearly from step 0's line to 0 "
+                               "at max_steps (ALBERT's schedule, albert_recipes.training.albert_lr_factor)"})
     weight_decay: float = field(default=0.01, metadata={"help": "not applied to biases and LayerNorm"})
     adam_beta1: float = field(default=0.9, metadata={"help": "first-moment decay"})
     adam_beta2: float = field(default=0.999, metadata={"help": "second-moment decay"})
@@ -137,16 +160,6 @@ class HubSettings:
 
 
 @dataclass
-class DebugSettings:
-    """Test hooks for the exact-resume tests: the process SIGKILLs itself at a precise point."""
-
-    kill_at_step: int | None = field(default=None, metadata={"help": "test only: SIGKILL after optimizer step N"})
-    kill_during_save_at_step: int | None = field(
-        default=None, metadata={"help": "test only: SIGKILL inside the step-N checkpoint write, before its commit"}
-    )
-
-
-@dataclass
 class PretrainConfig:
     output_dir: str = field(default="outputs/pretrain/default", metadata={"help": "where everything is written"})
     model: ModelSettings = field(default_factory=ModelSettings)
@@ -170,10 +183,30 @@ class PretrainConfig:
             raise ConfigError(f"data.eval_fraction={d.eval_fraction} must be between 0 and 1")
         positive = {"train.batch_size": t.batch_size, "train.max_steps": t.max_steps, "train.log_every": t.log_every,
                     "train.gradient_accumulation_steps": t.gradient_accumulation_steps,
-                    "train.eval_batch_size": t.eval_batch_size, "train.eval_max_examples": t.eval_max_examples}
+                    "train.eval_batch_size": t.eval_batch_size, "train.eval_max_examples": t.eval_max_examples,
+                    "data.vocab_size": d.vocab_size, "data.max_predictions_per_seq": d.max_predictions_per_seq,
+                    "data.max_ngram": d.max_ngram, "data.dupe_factor": d.dupe_factor}
         for key, value in positive.items():
             if value < 1:
                 raise ConfigError(f"{key}={value} must be >= 1")
+        if d.num_proc is not None and d.num_proc < 1:
+            raise ConfigError(f"data.num_proc={d.num_proc} must be >= 1 (or empty: one process)")
+        if d.max_seq_length < 5:
+            raise ConfigError(f"data.max_seq_length={d.max_seq_length} must be >= 5 ([CLS] A [SEP] B [SEP])")
+        for key, value, low, high in (("data.mlm_probability", d.mlm_probability, 0.0, 1.0),
+                                      ("train.adam_beta1", t.adam_beta1, 0.0, 1.0),
+                                      ("train.adam_beta2", t.adam_beta2, 0.0, 1.0)):
+            if not low < value < high:
+                raise ConfigError(f"{key}={value} must be between {low} and {high} (exclusive)")
+        if not 0.0 <= d.short_seq_prob <= 1.0:
+            raise ConfigError(f"data.short_seq_prob={d.short_seq_prob} must be in [0, 1]")
+        if not t.learning_rate > 0:
+            raise ConfigError(f"train.learning_rate={t.learning_rate} must be positive (the paper: 0.00176 at "
+                              "batch 4096)")
+        for key, value in (("train.weight_decay", t.weight_decay), ("train.max_grad_norm", t.max_grad_norm),
+                           ("train.adam_epsilon", t.adam_epsilon)):
+            if value < 0:
+                raise ConfigError(f"{key}={value} must be >= 0")
         if not 0 <= t.warmup_steps <= t.max_steps:
             raise ConfigError(f"train.warmup_steps={t.warmup_steps} must be in [0, train.max_steps={t.max_steps}]")
         if min(t.eval_every, t.save_every, t.keep_last) < 0:
@@ -185,34 +218,6 @@ class PretrainConfig:
             )
         if self.hub.push_to_hub and not self.hub.repo_id:
             raise ConfigError("hub.push_to_hub=true needs hub.repo_id=user/name")
-
-
-class GlobalBatchSampler:
-    """This process's micro-batches (lists of example indices) for one epoch.
-
-    Global batch s is positions [s*B, (s+1)*B) of a permutation seeded by (seed, epoch). It is cut into
-    num_processes * accumulation micro-batches; at accumulation step a, process r takes micro-batch
-    a * num_processes + r. Any split of the same B therefore trains on the same global batches (the micro-batch
-    gradients are averaged either way). The tail that cannot fill a global batch is dropped.
-    """
-
-    def __init__(self, num_examples, batch_size, num_processes, process_index, accumulation, seed, epoch):
-        self.num_examples, self.batch_size = num_examples, batch_size
-        self.num_processes, self.process_index, self.accumulation = num_processes, process_index, accumulation
-        self.micro_batch_size = batch_size // (num_processes * accumulation)
-        self.seed, self.epoch = seed, epoch
-        self.steps = num_examples // batch_size
-
-    def __len__(self) -> int:
-        return self.steps * self.accumulation
-
-    def __iter__(self):
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.num_examples)
-        for step in range(self.steps):
-            batch = order[step * self.batch_size : (step + 1) * self.batch_size]
-            for a in range(self.accumulation):
-                j = a * self.num_processes + self.process_index
-                yield batch[j * self.micro_batch_size : (j + 1) * self.micro_batch_size].tolist()
 
 
 def check_hub_reachable(timeout: float = 3.0) -> None:
@@ -228,26 +233,6 @@ def check_hub_reachable(timeout: float = 3.0) -> None:
                           "Pass local files with data.train_file=[a.txt,b.jsonl] instead") from None
 
 
-def load_documents(cfg: DataSettings) -> list[list[str]]:
-    if cfg.dataset_name:
-        check_hub_reachable()
-        import datasets
-
-        source = datasets.load_dataset(cfg.dataset_name, cfg.dataset_config, split=cfg.dataset_split)
-        return list(iter_documents(source, text_field=cfg.text_column, layout=cfg.layout))
-    if cfg.train_file:
-        return list(iter_documents(cfg.train_file, text_field=cfg.text_column, layout=cfg.layout))
-    return load_embedded_corpus()
-
-
-def split_documents(documents: list, eval_fraction: float, seed: int) -> tuple[list, list]:
-    if len(documents) < 2:
-        raise ConfigError(f"the corpus has {len(documents)} document(s); at least 2 are needed (train + held-out)")
-    order = np.random.default_rng([seed, 1]).permutation(len(documents))
-    num_eval = min(len(documents) - 1, max(1, round(eval_fraction * len(documents))))
-    return [documents[i] for i in order[num_eval:]], [documents[i] for i in order[:num_eval]]
-
-
 def model_config(cfg: ModelSettings, max_seq_length: int) -> AlbertRecipesConfig:
     """The preset plus the overrides given; `vocab_size` is filled in once the tokenizer exists."""
     sizes = {k: v for k, v in vars(cfg).items() if k != "preset" and v is not None}
@@ -258,277 +243,206 @@ def model_config(cfg: ModelSettings, max_seq_length: int) -> AlbertRecipesConfig
     return config
 
 
-def batch_stats(out, batch) -> dict[str, torch.Tensor]:
-    """Summed losses and correct counts of one batch, so they can be added across batches and processes."""
-    labels, masked = batch["labels"], batch["labels"] != -100
-    logits = out.prediction_logits.float()
-    if logits.dim() == 3:  # the dense head scores every position; the sparse one only the masked ones, in order
-        logits = logits[masked]  # (N_masked, V)
-    sop_logits = out.sop_logits.float()  # (B, 2)
-    return {
-        "mlm_loss": torch.nn.functional.cross_entropy(logits, labels[masked], reduction="sum"),
-        "mlm_correct": (logits.argmax(-1) == labels[masked]).sum().float(),
-        "mlm_count": masked.sum().float(),
-        "sop_loss": torch.nn.functional.cross_entropy(sop_logits, batch["sentence_order_label"], reduction="sum"),
-        "sop_correct": (sop_logits.argmax(-1) == batch["sentence_order_label"]).sum().float(),
-        "sop_count": torch.tensor(float(len(sop_logits)), device=sop_logits.device),
-    }
+# Settings that may differ on resume: they change logging, evaluation, checkpoint cadence or how the same global
+# batches are split over devices, never the data order, the schedule or the model. Any other change is refused.
+RESUME_CHANGEABLE = (
+    "output_dir", "train.resume", "train.overwrite_output_dir", "train.log_every", "train.eval_every",
+    "train.eval_batch_size", "train.eval_max_examples", "train.save_every", "train.keep_last", "train.report_to",
+    "train.cpu", "train.gradient_checkpointing", "train.gradient_accumulation_steps", "data.num_proc", "data.cache_dir",
+    "data.dupe_factor", "hub.", "debug.",
+)
+OUTPUTS = ("final", "metrics.json")  # a finished run: refused unless train.resume or train.overwrite_output_dir
+EARLIER_RUN = ("checkpoints", "final", "metrics.json", "curves.png", "logs", "tokenizer")  # removed when starting over
 
 
-def summarize(totals: dict[str, torch.Tensor], accelerator: Accelerator, prefix: str) -> dict[str, float]:
-    t = {k: v.item() for k, v in accelerator.reduce(totals, reduction="sum").items()}
-    return {
-        f"{prefix}/mlm_loss": t["mlm_loss"] / max(t["mlm_count"], 1),
-        f"{prefix}/mlm_accuracy": t["mlm_correct"] / max(t["mlm_count"], 1),
-        f"{prefix}/sop_loss": t["sop_loss"] / max(t["sop_count"], 1),
-        f"{prefix}/sop_accuracy": t["sop_correct"] / max(t["sop_count"], 1),
-    }
+def prepare_data(cfg: PretrainConfig, accelerator, max_position_embeddings: int):
+    """Documents -> tokenizer -> SOP examples (albert_recipes.pretraining_data: streamed, cached on disk, fresh cuts
+    every epoch); the main process builds what the cache lacks, the others read it. Returns `.tokenizer`,
+    `.eval_set`, `.train_set(epoch)` and `.fingerprint`."""
+    from albert_recipes.pretraining_data import prepare_pretraining_data
 
-
-def add_stats(totals: dict | None, stats: dict) -> dict:
-    return {k: v.detach() if totals is None else totals[k] + v.detach() for k, v in stats.items()}
-
-
-@torch.no_grad()
-def evaluate(model, eval_set, collator, accelerator: Accelerator, batch_size: int) -> dict[str, float]:
-    model.eval()
-    totals = None
-    mine = list(range(accelerator.process_index, len(eval_set), accelerator.num_processes))
-    for start in range(0, len(mine), batch_size):
-        batch = collator([eval_set[i] for i in mine[start : start + batch_size]])
-        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-        totals = add_stats(totals, batch_stats(model(**batch), batch))
-    model.train()
-    return summarize(totals, accelerator, "eval")
-
-
-def plot_curves(history: list[dict], sop_baseline: float, path: Path) -> None:
-    """Held-out MLM loss, MLM accuracy and SOP accuracy (against always guessing the majority label) by step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    evals = [h for h in history if "eval/mlm_loss" in h]
-    trains = [h for h in history if "train/mlm_loss" in h]
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    panels = [("mlm_loss", "MLM loss"), ("mlm_accuracy", "MLM accuracy"), ("sop_accuracy", "SOP accuracy")]
-    for ax, (key, title) in zip(axes, panels):
-        ax.plot([h["step"] for h in trains], [h[f"train/{key}"] for h in trains], alpha=0.4, label="train")
-        ax.plot([h["step"] for h in evals], [h[f"eval/{key}"] for h in evals], "o-", label="held-out")
-        ax.set(title=title, xlabel="optimizer step")
-        ax.grid(alpha=0.3)
-    axes[2].axhline(sop_baseline, color="gray", linestyle="--", label="majority label")
-    axes[0].legend()
-    axes[2].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def kill_self() -> None:
-    os.kill(os.getpid(), signal.SIGKILL)
+    if cfg.data.dataset_name:
+        check_hub_reachable()
+    # the whole data section: the masking settings among it are the collator's, and prepare_... ignores them
+    return prepare_pretraining_data(**vars(cfg.data), seed=cfg.train.seed, model_max_length=max_position_embeddings,
+                                    main_process_first=accelerator.main_process_first)
 
 
 def main(cfg: PretrainConfig) -> dict:
-    # ---- setup --------------------------------------------------------------------------------------------------
+    # ---- setup: refuse a used output_dir or an incompatible resume before any data work ---------------------------
     t = cfg.train
     output_dir = Path(cfg.output_dir)
-    mixed_precision = t.mixed_precision
-    if mixed_precision == "auto":
-        on_gpu = torch.cuda.is_available()
-        mixed_precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if on_gpu else "no"
-    # accelerate sets up no process group for launched CPU-only workers unless told to use the CPU
-    launched_processes = int(os.environ.get("WORLD_SIZE", "1"))
-    accelerator = Accelerator(
-        cpu=t.cpu or (launched_processes > 1 and not torch.cuda.is_available()),
-        gradient_accumulation_steps=t.gradient_accumulation_steps,
-        mixed_precision=mixed_precision,
-        log_with=None if t.report_to == "none" else t.report_to,
-        project_config=ProjectConfiguration(project_dir=str(output_dir), logging_dir=str(output_dir / "logs")),
-    )
-    if accelerator.num_processes != launched_processes:
-        raise ConfigError(f"launched {launched_processes} processes but accelerate joined {accelerator.num_processes}; "
-                          "for CPU workers pass train.cpu=true (or set ACCELERATE_USE_CPU=true)")
-    per_step = accelerator.num_processes * t.gradient_accumulation_steps
-    if t.batch_size % per_step:
-        raise ConfigError(
-            f"train.batch_size={t.batch_size} must be divisible by num_processes ({accelerator.num_processes}) x "
-            f"train.gradient_accumulation_steps ({t.gradient_accumulation_steps}) = {per_step}"
-        )
-    checkpoints_dir = output_dir / "checkpoints"
-    resume_from = find_latest_checkpoint(checkpoints_dir) if t.resume else None
+    accelerator = setup_accelerator(output_dir, gradient_accumulation_steps=t.gradient_accumulation_steps,
+                                    mixed_precision=t.mixed_precision, cpu=t.cpu, log_with=t.report_to)
+    micro = micro_batch_size(t.batch_size, accelerator.num_processes, t.gradient_accumulation_steps)
+    resume_from = prepare_output_dir(output_dir, config_to_dict(cfg), resume=t.resume, overwrite=t.overwrite_output_dir,
+                                     changeable=RESUME_CHANGEABLE, outputs=OUTPUTS)
     if t.resume and resume_from is None:
-        accelerator.print(f"train.resume=true but {checkpoints_dir} has no complete checkpoint: starting fresh")
-    if resume_from is None and list_checkpoints(checkpoints_dir) and not t.overwrite_output_dir:
-        raise ConfigError(f"{output_dir} already holds checkpoints; pass train.resume=true to continue, "
-                          "train.overwrite_output_dir=true to start over, or another output_dir")
+        accelerator.print(f"train.resume=true but {output_dir / 'checkpoints'} has no complete checkpoint: starting fresh")
     config = model_config(cfg.model, cfg.data.max_seq_length)
-    accelerator.print(config_to_yaml(cfg))
+    config_yaml = config_to_yaml(cfg)
+    accelerator.print(config_yaml)
     set_seed(t.seed)
 
-    # ---- data: the main process trains the tokenizer and checks the corpus before anything is written -------------
-    tokenizer_dir = output_dir / "tokenizer"
-    with accelerator.main_process_first():
-        documents = load_documents(cfg.data)
-        train_docs, eval_docs = split_documents(documents, cfg.data.eval_fraction, t.seed)
-        if cfg.data.tokenizer:
-            tokenizer = AutoTokenizer.from_pretrained(cfg.data.tokenizer)
-        elif resume_from is not None or not accelerator.is_main_process:
-            tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-        else:
-            tokenizer = train_tokenizer_on_documents(
-                train_docs, vocab_size=cfg.data.vocab_size, model_max_length=config.max_position_embeddings,
-                show_progress=False,
-            )
-        sop_args = dict(tokenizer=tokenizer, max_seq_length=cfg.data.max_seq_length, seed=t.seed,
-                        short_seq_prob=cfg.data.short_seq_prob, num_proc=cfg.data.num_proc)
-        train_set = build_sop_dataset(train_docs, dupe_factor=cfg.data.dupe_factor, **sop_args)
-        eval_set = build_sop_dataset(eval_docs, **sop_args)
-        eval_set = eval_set.select(range(min(len(eval_set), t.eval_max_examples)))
-        if len(train_set) < t.batch_size:
-            raise ConfigError(f"the corpus gives {len(train_set)} training examples, fewer than one batch "
-                              f"(train.batch_size={t.batch_size}); use more text or a smaller batch")
-        if accelerator.is_main_process and not cfg.data.tokenizer and resume_from is None:
-            save_tokenizer(tokenizer, tokenizer_dir)
+    # ---- data ---------------------------------------------------------------------------------------------------
+    data = prepare_data(cfg, accelerator, config.max_position_embeddings)
+    tokenizer = data.tokenizer
+    eval_set = data.eval_set.select(range(min(len(data.eval_set), t.eval_max_examples)))
+    epoch_steps: dict[str, int] = {}  # steps of each epoch seen; saved with checkpoints, so a resume rebuilds no epoch
+
+    def steps_in_epoch(epoch: int) -> int:
+        if str(epoch) not in epoch_steps:
+            epoch_steps[str(epoch)] = len(data.train_set(epoch)) // t.batch_size
+        return epoch_steps[str(epoch)]
+
+    if steps_in_epoch(0) < 1:
+        raise ConfigError(f"the corpus gives {len(data.train_set(0))} training examples, fewer than one batch "
+                          f"(train.batch_size={t.batch_size}); use more text or a smaller batch")
     collator_args = dict(tokenizer=tokenizer, mlm_probability=cfg.data.mlm_probability, mode=cfg.data.masking,
                          max_predictions_per_seq=cfg.data.max_predictions_per_seq, max_ngram=cfg.data.max_ngram)
     collator = NgramMaskingCollator(seed=t.seed, **collator_args)
     eval_collator = NgramMaskingCollator(seed=t.seed + 1, **collator_args)  # fixed masks: evals are comparable
-    steps_per_epoch = len(train_set) // t.batch_size
-    accelerator.print(f"{len(train_set)} training / {len(eval_set)} held-out examples; {steps_per_epoch} steps per "
-                      f"epoch of global batch {t.batch_size} = {accelerator.num_processes} processes x "
-                      f"{t.gradient_accumulation_steps} accumulation x {t.batch_size // per_step} sequences")
+    unigram_token = pm.most_frequent_token(data.train_set(0), tokenizer.all_special_ids, len(tokenizer))
+    baselines = {"mlm_unigram_token": tokenizer.convert_ids_to_tokens(unigram_token),
+                 **pm.sop_majority_baselines(data.train_set(0), eval_set)}
+    accelerator.print(f"{len(data.train_set(0))} training / {len(eval_set)} held-out examples; {steps_in_epoch(0)} "
+                      f"steps per epoch of global batch {t.batch_size} = {accelerator.num_processes} processes x "
+                      f"{t.gradient_accumulation_steps} accumulation x {micro} sequences")
 
+    # ---- model, optimizer, schedule ----------------------------------------------------------------------------
     config.vocab_size = len(tokenizer)
     model = AlbertRecipesForPreTraining(config)
     if t.gradient_checkpointing:  # renamed activation_checkpointing_enable in later transformers 5 releases
         getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
     accelerator.print(f"model: {cfg.model.preset}, {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M "
-                      f"parameters, vocab {len(tokenizer)}, mixed precision {mixed_precision}")
+                      f"parameters, vocab {len(tokenizer)}, mixed precision {accelerator.mixed_precision}")
     optimizer = build_optimizer(model, t.optimizer, t.learning_rate, t.weight_decay,
                                 (t.adam_beta1, t.adam_beta2), t.adam_epsilon)
     # not passed to prepare(): accelerate would step it once per process; it steps once per optimizer step here
-    scheduler = warmup_linear_decay(optimizer, t.warmup_steps, t.max_steps)
+    scheduler = albert_schedule(optimizer, t.warmup_steps, t.max_steps)
     if accelerator.state.deepspeed_plugin is not None:  # it cannot infer this: the recipe builds its own loaders
-        accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = t.batch_size // per_step
-    model, optimizer = accelerator.prepare(model, optimizer)
+        accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = micro
+    eval_loader = torch.utils.data.DataLoader(eval_set, batch_size=t.eval_batch_size, collate_fn=eval_collator)
+    model, optimizer, eval_loader = accelerator.prepare(model, optimizer, eval_loader)
     accelerator.register_for_checkpointing(scheduler)
 
-    completed_steps, history = 0, []
+    step, state = 0, {"history": [], "data_fingerprint": data.fingerprint, "epoch_steps": epoch_steps}
     if resume_from is not None:
+        saved = read_trainer_state(resume_from).get("data_fingerprint")
+        if saved not in (None, data.fingerprint):
+            raise InputError(f"cannot resume from {resume_from}: the training data or tokenizer changed since it was "
+                             f"written (fingerprint {saved} -> {data.fingerprint}); start over with "
+                             "train.overwrite_output_dir=true or another output_dir")
         accelerator.load_state(str(resume_from))
-        completed_steps = checkpoint_step(resume_from)
-        history = json.loads((resume_from / "history.json").read_text(encoding="utf-8"))
-        accelerator.print(f"resumed from {resume_from} at step {completed_steps}")
+        step, state = checkpoint_step(resume_from), {**state, **read_trainer_state(resume_from)}
+        epoch_steps.update(state["epoch_steps"])
+        state["epoch_steps"] = epoch_steps
+        accelerator.print(f"resumed from {resume_from} at step {step}")
+    elif accelerator.is_main_process:  # a fresh start (train.overwrite_output_dir): no trace of an earlier run
+        clear_previous_run(output_dir, EARLIER_RUN)
     if accelerator.is_main_process:
-        if resume_from is None:  # train.overwrite_output_dir: a later resume must not find the old run's steps
-            shutil.rmtree(checkpoints_dir, ignore_errors=True)
-        atomic_write_text(output_dir / "recipe_config.yaml", config_to_yaml(cfg))
+        atomic_write_text(output_dir / "recipe_config.yaml", config_yaml)
+    accelerator.wait_for_everyone()
     accelerator.init_trackers("pretrain", config=flat_hparams(cfg))
+    history = state["history"]
 
-    def save(step: int) -> None:
-        kill = cfg.debug.kill_during_save_at_step == step
-        files = {"recipe_config.yaml": config_to_yaml(cfg), "history.json": json.dumps(history)}
-        save_checkpoint(accelerator, checkpoints_dir, step, files, keep_last=t.keep_last,
-                        before_commit=(lambda _: kill_self()) if kill else None)
+    def save(step: int) -> Path:
+        return save_training_checkpoint(accelerator, output_dir, step, config_yaml=config_yaml, state=state,
+                                        keep_last=t.keep_last, debug=cfg.debug)
 
     # ---- train ---------------------------------------------------------------------------------------------------
-    model.train()
-    progress = tqdm(total=t.max_steps, initial=completed_steps, desc="pretrain", unit="step",
+    progress = tqdm(total=t.max_steps, initial=step, desc="pretrain", unit="step",
                     disable=not accelerator.is_local_main_process)
     throughput, run_tokens, run_start = Throughput(), 0, time.perf_counter()
-    totals, last_eval = None, {}
-    while completed_steps < t.max_steps:
-        epoch = completed_steps // steps_per_epoch
-        collator.set_epoch(epoch)
-        sampler = GlobalBatchSampler(len(train_set), t.batch_size, accelerator.num_processes,
-                                     accelerator.process_index, t.gradient_accumulation_steps, t.seed, epoch)
-        # its own generator: creating an iterator draws a seed, which must not shift the global (dropout) RNG
-        generator = torch.Generator().manual_seed(t.seed)
-        loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler, collate_fn=collator, generator=generator)
-        skip = (completed_steps % steps_per_epoch) * t.gradient_accumulation_steps
-        if skip:
-            loader = accelerator.skip_first_batches(loader, skip)
-        for batch in loader:
-            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
-            with accelerator.accumulate(model):
-                out = model(**batch)
-                accelerator.backward(out.loss)
-                if accelerator.sync_gradients and t.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), t.max_grad_norm)
-                optimizer.step()
-                optimizer.zero_grad()
-            totals = add_stats(totals, batch_stats(out, batch))
-            tokens = batch["attention_mask"].sum().item()
-            throughput.add(tokens)
-            run_tokens += tokens
-            if not accelerator.sync_gradients:
-                continue
-            if not accelerator.optimizer_step_was_skipped:  # fp16 overflow: keep the schedule in step
-                scheduler.step()
-            completed_steps += 1
-            progress.update(1)
+    totals = torch.zeros(len(pm.STATS), dtype=torch.float64, device=accelerator.device)
+    last = {"eval": {}, "eval_sums": None, "saved": None}
 
-            if completed_steps % t.log_every == 0 or completed_steps == t.max_steps:
-                logs = summarize(totals, accelerator, "train")
-                rate = accelerator.reduce(torch.tensor(throughput.rate(), device=accelerator.device), "sum")
-                logs.update({"train/tokens_per_s": rate.item(), "train/lr": scheduler.get_last_lr()[0]})
-                totals = None
-                accelerator.log(logs, step=completed_steps)
-                history.append({"step": completed_steps, **logs})
-                progress.set_postfix(loss=f"{logs['train/mlm_loss'] + logs['train/sop_loss']:.3f}",
-                                     mlm_acc=f"{logs['train/mlm_accuracy']:.3f}",
-                                     sop_acc=f"{logs['train/sop_accuracy']:.3f}", tok_s=f"{rate.item():.0f}")
-                if accelerator.is_local_main_process:
-                    progress.write(f"step {completed_steps}: " + ", ".join(f"{k}={v:.4g}" for k, v in logs.items()))
-            if (t.eval_every and completed_steps % t.eval_every == 0) or completed_steps == t.max_steps:
-                last_eval = evaluate(model, eval_set, eval_collator, accelerator, t.eval_batch_size)
-                accelerator.log(last_eval, step=completed_steps)
-                history.append({"step": completed_steps, **last_eval})
-                if accelerator.is_local_main_process:
-                    progress.write(f"eval at step {completed_steps}: "
-                                   + ", ".join(f"{k}={v:.4f}" for k, v in last_eval.items()))
-            if t.save_every and completed_steps % t.save_every == 0:
-                save(completed_steps)
-            if cfg.debug.kill_at_step == completed_steps:
-                kill_self()
-            if completed_steps == t.max_steps:
-                break
-    progress.close()
-    if not last_eval:  # resumed from the last step's checkpoint
-        last_eval = evaluate(model, eval_set, eval_collator, accelerator, t.eval_batch_size)
+    def loader_for_epoch(epoch: int, skip_steps: int):
+        collator.set_epoch(epoch)
+        return epoch_loader(data.train_set(epoch), collator, batch_size=t.batch_size, accelerator=accelerator,
+                            seed=t.seed, epoch=epoch, skip_steps=skip_steps)
+
+    def compute_loss(batch: dict) -> torch.Tensor:
+        nonlocal totals, run_tokens
+        random_document = batch.pop("sop_random_document", None)
+        out = model(**batch)
+        totals += pm.example_stats(out, batch, random_document).detach().sum(0)
+        tokens = batch["attention_mask"].sum().item()
+        throughput.add(tokens)
+        run_tokens += tokens
+        return out.loss
+
+    def evaluate() -> dict[str, float]:
+        metrics, last["eval_sums"] = pm.evaluate(model, eval_loader, accelerator, unigram_token)
+        return metrics
+
+    def after_step(step: int, end_of_epoch: bool) -> None:
+        nonlocal totals
+        if step % t.log_every == 0 or step == t.max_steps:
+            logs = pm.summarize(accelerator.reduce(totals, reduction="sum"), "train")
+            rate = accelerator.reduce(torch.tensor(throughput.rate(), device=accelerator.device), "sum").item()
+            logs.update({"train/tokens_per_s": rate, "train/lr": scheduler.get_last_lr()[0]})
+            totals = torch.zeros_like(totals)
+            accelerator.log(logs, step=step)
+            history.append({"step": step, **logs})
+            progress.set_postfix(loss=f"{logs['train/mlm_loss'] + logs['train/sop_loss']:.3f}",
+                                 mlm_acc=f"{logs['train/mlm_accuracy']:.3f}",
+                                 sop_acc=f"{logs['train/sop_accuracy']:.3f}", tok_s=f"{rate:.0f}")
+            if accelerator.is_local_main_process:
+                progress.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in logs.items()))
+        if (t.eval_every and step % t.eval_every == 0) or step == t.max_steps:
+            last["eval"] = evaluate()
+            accelerator.log(last["eval"], step=step)
+            history.append({"step": step, **last["eval"]})
+            if accelerator.is_local_main_process:
+                progress.write(f"eval at step {step}: " + ", ".join(f"{k}={v:.4f}" for k, v in last["eval"].items()))
+        if t.save_every and step % t.save_every == 0:
+            last["saved"] = (step, save(step))
+        cfg.debug.after_step(step)
+
+    with StopSignals(accelerator) as stop:
+        step = train_loop(accelerator, model, optimizer, scheduler, loader_for_epoch=loader_for_epoch,
+                          steps_in_epoch=steps_in_epoch, start_step=step, max_steps=t.max_steps,
+                          max_grad_norm=t.max_grad_norm, compute_loss=compute_loss, after_step=after_step,
+                          stop=stop, progress=progress)
+        progress.close()
+        if step < t.max_steps:  # Ctrl-C or SIGTERM: a checkpoint at this step, then one line on how to continue
+            saved = last["saved"][1] if last["saved"] and last["saved"][0] == step else save(step)
+            raise interrupted(stop, step, saved)
+    if not last["eval"]:  # resumed from the last step's checkpoint
+        last["eval"] = evaluate()
     elapsed = time.perf_counter() - run_start
     tokens_total = accelerator.reduce(torch.tensor(float(run_tokens), device=accelerator.device), "sum").item()
 
     # ---- save ----------------------------------------------------------------------------------------------------
-    # single-sentence chunks always get label 1 (B from another document), so chance is not exactly 0.5
-    swapped = sum(eval_set["sentence_order_label"]) / len(eval_set)
-    sop_baseline = max(swapped, 1 - swapped)
-    metrics = {**last_eval, "eval/sop_majority_baseline": sop_baseline,
-               "train/tokens_per_s": tokens_total / max(elapsed, 1e-9), "steps": completed_steps,
-               "train_seconds_this_run": elapsed, "history": history}
+    baselines["mlm_unigram_accuracy"] = pm.unigram_accuracy(last["eval_sums"])
+    metrics = {**last["eval"], "baselines": baselines, "train/tokens_per_s": tokens_total / max(elapsed, 1e-9),
+               "steps": step, "train_seconds_this_run": elapsed, "history": history}
     accelerator.wait_for_everyone()
     state_dict = accelerator.get_state_dict(model)  # gathers FSDP/DeepSpeed shards; collective
     final_dir = output_dir / "final"
     if accelerator.is_main_process:
-        atomic_write_text(output_dir / "metrics.json", json.dumps(metrics, indent=2))
-        plot_curves(history, sop_baseline, output_dir / "curves.png")
+        metrics_json = json.dumps(metrics, indent=2)
+        atomic_write_text(output_dir / "metrics.json", metrics_json)
+        panels = pm.curve_panels(baselines)
+        plot_curves(history, panels, output_dir / "curves.png")
         with atomic_directory(final_dir) as tmp:
             exported = accelerator.unwrap_model(model)
             exported.config.sparse_mlm_prediction = False  # users of the export expect (B, T, V) logits
             exported.save_pretrained(tmp, state_dict=state_dict)
             tokenizer.save_pretrained(tmp)
-            atomic_write_text(tmp / "recipe_config.yaml", config_to_yaml(cfg))
-            atomic_write_text(tmp / "metrics.json", json.dumps(metrics, indent=2))
-            plot_curves(history, sop_baseline, tmp / "curves.png")
+            atomic_write_text(tmp / "recipe_config.yaml", config_yaml)
+            atomic_write_text(tmp / "metrics.json", metrics_json)
+            plot_curves(history, panels, tmp / "curves.png")
             if cfg.hub.push_to_hub:
                 from albert_recipes.hub import write_model_card
 
                 summary = {k: v for k, v in metrics.items() if k.startswith("eval/")}
                 write_model_card(tmp, metrics=summary, training_config=config_to_dict(cfg),
                                  pipeline_tag="fill-mask", tags=("albert", "pretraining"), repo_id=cfg.hub.repo_id)
-        accelerator.print(f"final model: {final_dir} " + ", ".join(f"{k}={v:.4f}" for k, v in last_eval.items()))
+        accelerator.print(f"final model: {final_dir} " + ", ".join(f"{k}={v:.4f}" for k, v in last["eval"].items()))
+        accelerator.print("baselines: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                                    for k, v in baselines.items()))
         if cfg.hub.push_to_hub:
             from albert_recipes.hub import push_folder_to_hub
 
@@ -537,7 +451,6 @@ def main(cfg: PretrainConfig) -> dict:
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return metrics
-
 
 if __name__ == "__main__":
     run_cli(main, PretrainConfig, __doc__)

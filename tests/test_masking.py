@@ -123,7 +123,8 @@ def test_padding_and_dataloader(tiny_tokenizer, features):
     loader = torch.utils.data.DataLoader(features[:20], batch_size=8, collate_fn=collator)
     padded_rows = 0
     for batch, start in zip(loader, range(0, 20, 8)):
-        assert set(batch) == {"input_ids", "attention_mask", "token_type_ids", "labels", "sentence_order_label"}
+        assert set(batch) == {"input_ids", "attention_mask", "token_type_ids", "labels", "sentence_order_label",
+                              "sop_random_document"}
         assert batch["input_ids"].shape[1] % 8 == 0
         for i, f in enumerate(features[start : min(start + 8, 20)]):
             n = len(f["input_ids"])

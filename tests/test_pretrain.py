@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 
 from albert_recipes.checkpointing import COMPLETE_MARKER, checkpoint_step, find_latest_checkpoint
 from albert_recipes.cli import ConfigError, build_config, parse_recipe_args
+from albert_recipes.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "pretrain.py"
@@ -53,12 +54,22 @@ def run_main(cfg) -> dict:
         GradientState._reset_state()
 
 
+CACHE: dict[str, Path] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def data_cache(tmp_path_factory):
+    """One data cache for this module's runs (as a user's runs share $HF_DATASETS_CACHE), not the user's own."""
+    CACHE["dir"] = tmp_path_factory.mktemp("data-cache")
+
+
 def run(overrides: list[str]) -> dict:
-    return run_main(build_config(recipe.PretrainConfig, DEBUG_YAML, overrides))
+    return run_main(build_config(recipe.PretrainConfig, DEBUG_YAML, [f"data.cache_dir={CACHE['dir']}", *overrides]))
 
 
 def run_subprocess(args: list[str], launcher: list[str] | None = None, timeout: int = 240):
-    command = (launcher or [sys.executable]) + [str(RECIPE), "--config", str(DEBUG_YAML), *args]
+    command = (launcher or [sys.executable]) + [str(RECIPE), "--config", str(DEBUG_YAML),
+                                                f"data.cache_dir={CACHE['dir']}", *args]
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -82,13 +93,22 @@ def test_debug_config_learns_checkpoints_and_exports(tmp_path):
     train_losses = [h["train/mlm_loss"] + h["train/sop_loss"] for h in metrics["history"] if "train/mlm_loss" in h]
     assert train_losses[-1] < train_losses[0] - 0.3, train_losses
     assert [h["step"] for h in metrics["history"] if "eval/mlm_loss" in h] == [12, 24]
-    assert 0.0 <= metrics["eval/mlm_accuracy"] <= 1.0 and metrics["train/tokens_per_s"] > 0
+    assert metrics["train/tokens_per_s"] > 0
+    # SOP accuracy split by kind of pair: 32 held-out examples, each counted once, in exactly one part
+    assert metrics["eval/sop_examples"] == 32
+    assert metrics["eval/sop_same_document_examples"] + metrics["eval/sop_random_document_examples"] == 32
+    assert metrics["eval/sop_random_document_examples"] > 0 and metrics["eval/sop_same_document_examples"] > 0
+    baselines = metrics["baselines"]
+    assert baselines["mlm_unigram_token"] == "▁the" and 0 < baselines["mlm_unigram_accuracy"] < 0.2
+    assert baselines["sop_random_document_majority_accuracy"] == 1.0  # B from another document: always label 1
+    assert set(baselines) == {"mlm_unigram_token", "mlm_unigram_accuracy", "sop_majority_accuracy",
+                              "sop_same_document_majority_accuracy", "sop_random_document_majority_accuracy"}
 
     checkpoint = find_latest_checkpoint(out / "checkpoints")
     assert checkpoint.name == "step-00000024" and checkpoint_step(checkpoint) == 24
     names = {p.name for p in checkpoint.iterdir()}
     expected = {COMPLETE_MARKER, "model.safetensors", "optimizer.bin", "random_states_0.pkl",
-                "custom_checkpoint_0.pkl", "recipe_config.yaml", "history.json"}
+                "custom_checkpoint_0.pkl", "recipe_config.yaml", "trainer_state.json"}
     assert expected <= names, names
     assert "max_steps: 24" in (checkpoint / "recipe_config.yaml").read_text()
     assert list((out / "logs").rglob("events.out.tfevents*")), "no TensorBoard events"
@@ -144,24 +164,30 @@ RESUME = TOY + ["train.max_steps=8", "train.save_every=3", "train.keep_last=2"]
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, tokenizer_dir) -> dict[str, torch.Tensor]:
+def uninterrupted(tmp_path_factory, tokenizer_dir) -> tuple[dict[str, torch.Tensor], Path]:
     out = tmp_path_factory.mktemp("uninterrupted")
     run(RESUME + [f"data.tokenizer={tokenizer_dir}", f"output_dir={out}"])
-    return final_weights(out)
+    return final_weights(out), out
 
 
 @pytest.mark.parametrize(
-    "kill, resumes_from",
-    [("debug.kill_at_step=5", 3), ("debug.kill_during_save_at_step=6", 3)],
-    ids=["at_step_boundary", "during_save"],
+    "kill, exit_code, resumes_from",
+    [("debug.kill_at_step=5", -9, 3), ("debug.kill_during_save_at_step=6", -9, 3), ("debug.signal_at_step=5", 2, 5)],
+    ids=["at_step_boundary", "during_save", "sigterm"],
 )
-def test_sigkill_then_resume_is_exact(tmp_path, tokenizer_dir, uninterrupted, kill, resumes_from):
+def test_interrupted_then_resume_is_exact(tmp_path, tokenizer_dir, uninterrupted, kill, exit_code, resumes_from):
     """`debug.kill_at_step=N` SIGKILLs the process right after optimizer step N; `debug.kill_during_save_at_step=N`
-    inside the step-N checkpoint write, after accelerate's files but before the COMPLETE marker and the rename."""
+    inside the step-N checkpoint write, after accelerate's files but before the COMPLETE marker and the rename;
+    `debug.signal_at_step=N` sends SIGTERM, which stops cleanly with a checkpoint and one line on how to continue."""
     out = tmp_path / "run"
     settings = RESUME + [f"data.tokenizer={tokenizer_dir}", f"output_dir={out}"]
     killed = run_subprocess(settings + [kill])
-    assert killed.returncode == -9, killed.stderr[-3000:]
+    assert killed.returncode == exit_code, killed.stderr[-3000:]
+    if exit_code == 2:
+        assert killed.stderr.strip().splitlines()[-1] == (
+            f"error: stopped by SIGTERM after optimizer step 5; checkpoint saved in {out}/checkpoints/step-00000005. "
+            "To continue, run the same command with train.resume=true")
+        assert "Traceback" not in killed.stderr
     assert not (out / "final").exists()
     latest = find_latest_checkpoint(out / "checkpoints")
     assert checkpoint_step(latest) == resumes_from
@@ -171,11 +197,56 @@ def test_sigkill_then_resume_is_exact(tmp_path, tokenizer_dir, uninterrupted, ki
     metrics = run(settings + ["train.resume=true"])
     assert metrics["steps"] == 8
     resumed = final_weights(out)
-    for name, expected in uninterrupted.items():
+    for name, expected in uninterrupted[0].items():
         assert torch.equal(resumed[name], expected), name
     assert [p.name for p in (out / "checkpoints").iterdir()] != [] and not [
         p for p in (out / "checkpoints").iterdir() if p.name.startswith(".")
     ], "the killed write was not cleaned up"
+
+
+def test_resume_refuses_changed_sizes_and_accepts_a_changed_log_cadence(tmp_path, tokenizer_dir, uninterrupted):
+    """A resume that would change the batch or the model is refused before anything is read or written, naming
+    each setting with its old and new value; one that changes only logging continues, bit-exact."""
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(uninterrupted[1], out)
+    shutil.rmtree(out / "final")
+    (out / "metrics.json").unlink()
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    settings = RESUME + [f"data.tokenizer={tokenizer_dir}", f"output_dir={out}", "train.resume=true"]
+    with pytest.raises(InputError, match=r"cannot resume from .*step-00000006: these settings differ from the "
+                                         r"checkpoint's and would change the data order, schedule or model: "
+                                         r"model\.hidden_size: 32 -> 48; train\.batch_size: 8 -> 16\. Set them back"):
+        run(settings + ["train.batch_size=16", "model.hidden_size=48"])
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+
+    metrics = run(settings + ["train.log_every=2"])
+    assert metrics["steps"] == 8 and [h["step"] for h in metrics["history"] if "train/mlm_loss" in h] == [
+        1, 2, 3, 4, 5, 6, 8]
+    resumed = final_weights(out)
+    assert all(torch.equal(resumed[name], expected) for name, expected in uninterrupted[0].items())
+
+
+def test_two_fresh_runs_give_identical_tokenizer_and_weights(tmp_path):
+    """Same config and seed, separate caches (nothing reused): the tokenizer trained inside the run and every
+    weight agree bit for bit."""
+    common = TOY + ["train.max_steps=2", "train.save_every=0", "data.vocab_size=500"]
+    for name in ("a", "b"):
+        run([*common, f"output_dir={tmp_path / name}", f"data.cache_dir={tmp_path / name}-cache"])
+    assert (tmp_path / "a" / "final" / "tokenizer.json").read_bytes() == (
+        tmp_path / "b" / "final" / "tokenizer.json").read_bytes()
+    a, b = final_weights(tmp_path / "a"), final_weights(tmp_path / "b")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_help_shows_the_two_process_command_that_works(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_recipe_args(recipe.PretrainConfig, ["--help"], recipe.__doc__)
+    assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    assert "--num_processes 2 --cpu recipes" not in help_text
+    assert "accelerate launch --config_file recipes/accelerate_configs/cpu_2proc.yaml recipes/pretrain.py" in help_text
 
 
 def test_cli_rejects_a_typo_with_exit_status_2(tmp_path):
@@ -193,8 +264,12 @@ def test_cli_rejects_a_typo_with_exit_status_2(tmp_path):
         ("", ["data.train_file=[/nonexistent/corpus.txt]"], "file not found: /nonexistent/corpus.txt"),
         ("", ["train.batch_size=6", "train.gradient_accumulation_steps=4"], "not divisible"),
         ("", ["model.preset=huge"], "model.preset='huge' is unknown"),
+        ("", ["train.learning_rate=-0.001"], "train.learning_rate=-0.001 must be positive"),
+        ("", ["train.learning_rate=0"], "train.learning_rate=0.0 must be positive"),
+        ("", ["data.mlm_probability=1.5"], "data.mlm_probability=1.5 must be between 0.0 and 1.0"),
     ],
-    ids=["unknown_yaml_key", "missing_file", "indivisible_accumulation", "unknown_preset"],
+    ids=["unknown_yaml_key", "missing_file", "indivisible_accumulation", "unknown_preset", "negative_lr", "zero_lr",
+         "mlm_probability"],
 )
 def test_bad_config_exits_2_with_a_clear_message(tmp_path, capsys, yaml_text, args, message):
     config = tmp_path / "bad.yaml"
@@ -220,7 +295,7 @@ def test_batch_not_divisible_across_processes_and_accumulation(tmp_path, tokeniz
     """The recipe's own check (it knows the process count, which the config validation cannot)."""
     cfg = build_config(recipe.PretrainConfig, DEBUG_YAML, TOY + [f"output_dir={tmp_path / 'out'}"])
     cfg.train.batch_size, cfg.train.gradient_accumulation_steps = 6, 4  # bypasses validate(), as 2 processes would
-    with pytest.raises(ConfigError, match=r"batch_size=6 must be divisible by num_processes \(1\) x .* = 4"):
+    with pytest.raises(InputError, match=r"batch_size=6 must be divisible by num_processes \(1\) x .* = 4"):
         run_main(cfg)
     assert not (tmp_path / "out").exists()
 
@@ -229,7 +304,7 @@ def test_used_output_dir_needs_resume_or_overwrite(tmp_path, tokenizer_dir):
     out = tmp_path / "out"
     (out / "checkpoints" / "step-00000003").mkdir(parents=True)
     (out / "checkpoints" / "step-00000003" / COMPLETE_MARKER).write_text('{"step": 3}')
-    with pytest.raises(ConfigError, match="already holds checkpoints"):
+    with pytest.raises(InputError, match=r"already holds a run \(checkpoints/step-00000003\); pass train.resume=true"):
         run(TOY + [f"data.tokenizer={tokenizer_dir}", f"output_dir={out}"])
 
 

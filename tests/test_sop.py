@@ -75,6 +75,9 @@ def test_build_sop_dataset_structure(documents, tiny_tokenizer):
     assert set(ds.column_names) == {"input_ids", "token_type_ids", "sentence_order_label", "example_id",
                                     "document", "sop_random_document"}
     assert len(ds) > 500
+    # B from a random other document (one-sentence chunks): always label 1, and not the only kind of pair
+    assert 0 < sum(ds["sop_random_document"]) < len(ds) / 2
+    assert all(label == 1 for label, other in zip(ds["sentence_order_label"], ds["sop_random_document"]) if other)
     cls, sep = tiny_tokenizer.cls_token_id, tiny_tokenizer.sep_token_id
     for row in ds:
         ids, types = row["input_ids"], row["token_type_ids"]

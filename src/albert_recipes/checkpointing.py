@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from accelerate import Accelerator
@@ -57,11 +57,13 @@ def find_latest_checkpoint(root: str | Path) -> Path | None:
     return checkpoints[-1] if checkpoints else None
 
 
-def prune_checkpoints(root: str | Path, keep_last: int) -> None:
-    """Keep the newest `keep_last` complete checkpoints (0 keeps all) and drop leftovers of killed writes."""
+def prune_checkpoints(root: str | Path, keep_last: int, keep: Iterable[str | Path] = ()) -> None:
+    """Keep the newest `keep_last` complete checkpoints (0 keeps all) plus those in `keep` (e.g. the best one), and
+    drop leftovers of killed writes."""
     root = Path(root)
     checkpoints = list_checkpoints(root)
-    stale = checkpoints[:-keep_last] if keep_last > 0 else []
+    kept = {Path(p).name for p in keep}
+    stale = [p for p in checkpoints[:-keep_last] if p.name not in kept] if keep_last > 0 else []
     stale += [p for p in root.iterdir() if _LEFTOVER_NAME.match(p.name)]
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)
@@ -74,17 +76,19 @@ def save_checkpoint(
     files: dict[str, str] | None = None,
     keep_last: int = 0,
     before_commit: Callable[[Path], None] | None = None,
+    keep: Iterable[str | Path] = (),
 ) -> Path:
     """Collective: every process must call it. Returns the final checkpoint folder.
 
     `files` maps file names to text saved beside the state (e.g. the recipe config). `before_commit` runs on
-    every process after everything but the marker is written; tests use it to simulate a kill mid-save.
+    every process after everything but the marker is written; tests use it to simulate a kill mid-save. `keep`:
+    checkpoints that pruning must not remove whatever their age (the best one so far).
     """
     final = checkpoint_path(root, step)
     if accelerator.is_main_process:
         with atomic_directory(final) as tmp:
             _write_state(accelerator, tmp, step, files or {}, before_commit)
-        prune_checkpoints(root, keep_last)
+        prune_checkpoints(root, keep_last, keep)
     else:
         _write_state(accelerator, None, step, files or {}, before_commit)
     accelerator.wait_for_everyone()

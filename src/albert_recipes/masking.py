@@ -91,7 +91,9 @@ class NgramMaskingCollator:
     """Pads a list of features and masks them; returns torch tensors ready for `*ForPreTraining`/`*ForMaskedLM`.
 
     Features: `input_ids` (required), optional `token_type_ids`, `attention_mask`, `sentence_order_label`,
-    `example_id`. Output: `input_ids`, `attention_mask`, `token_type_ids`, `labels` (+ `sentence_order_label`).
+    `example_id`, `sop_random_document`. Output: `input_ids`, `attention_mask`, `token_type_ids`, `labels`
+    (+ `sentence_order_label`, `sop_random_document`: pop the latter before the forward pass; the model has no such
+    input).
     """
 
     def __init__(
@@ -195,7 +197,8 @@ class NgramMaskingCollator:
             batch["attention_mask"][i, : len(ids)] = feature.get("attention_mask", 1)
             if "token_type_ids" in feature:
                 batch["token_type_ids"][i, : len(ids)] = feature["token_type_ids"]
-        if "sentence_order_label" in features[0]:
-            batch["sentence_order_label"] = np.array([f["sentence_order_label"] for f in features], dtype=np.int64)
+        for name in ("sentence_order_label", "sop_random_document"):  # the second: for split SOP metrics only
+            if name in features[0]:
+                batch[name] = np.array([f[name] for f in features], dtype=np.int64)
         self.batches_collated += 1
         return {name: torch.from_numpy(array) for name, array in batch.items()}

@@ -271,7 +271,9 @@ def _interval(p: float, n: int) -> float:
 
 def _training_section(result: dict, config: dict) -> str:
     lora, train = config.get("lora") or {}, config.get("train") or {}
-    history, params = result.get("history") or [], result.get("parameters") or {}
+    # the evaluations (entries with an epoch; the training-loss log entries have none), "eval/" keys shortened
+    history = [{k.removeprefix("eval/"): v for k, v in h.items()} for h in result.get("history") or [] if "epoch" in h]
+    params = result.get("parameters") or {}
     mode = result.get("mode") or (config.get("finetune") or {}).get("mode")
     lines = [f"- Mode: {mode}" + (f" (LoRA rank {lora.get('r')}, alpha {lora.get('alpha')})" if mode == "lora" else "")
              + "."]
@@ -279,9 +281,9 @@ def _training_section(result: dict, config: dict) -> str:
         lines.append(f"- Trainable parameters: {params['trainable']:,} of {params['total']:,}.")
     if steps := (result.get("train") or {}).get("steps"):
         rate = train.get("learning_rate", train.get("lr"))  # `lr` in configs written before the rename
-        lines.append(f"- {steps:,} optimizer steps over {len(history) or train.get('epochs')} epoch(s), batch "
+        lines.append(f"- {steps:,} optimizer steps over {train.get('epochs') or len(history)} epoch(s), batch "
                      f"{train.get('batch_size')}, peak learning rate {rate}.")
-    if len(history) > 1:  # the held-out scores after every epoch
+    if len(history) > 1:  # the held-out scores after every evaluation
         keys = [k for k, v in history[-1].items() if k not in ("epoch", "step") and isinstance(v, (int, float))]
         rows = [f"| {h.get('epoch')} | {h.get('step')} | " + " | ".join(_format(float(h[k])) if k in h else "-"
                                                                        for k in keys) + " |" for h in history]
