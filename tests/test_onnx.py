@@ -10,17 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from peft import get_peft_model
 
 import albert_recipes
 from albert_recipes.errors import InputError
-from albert_recipes.lora import lora_config
 from albert_recipes.onnx_export import OnnxModel, export_model
+from conftest import TINY_ONNX
 
 ROOT = Path(__file__).resolve().parents[1]
 SST2_DEV = ROOT / ".." / "shared" / "data" / "sst2" / "dev.tsv"
-TINY = {"embedding_size": 32, "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 128,
-        "num_hidden_layers": 3}
 
 
 def _sst2_sentences(count: int) -> list[str]:
@@ -34,26 +31,6 @@ def _save(model, tokenizer, folder: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def merged_lora_classifier(tmp_path_factory, tiny_tokenizer):
-    """A tiny classifier with a random LoRA adapter merged in (what the fine-tuning recipe's merged/ holds)."""
-    torch.manual_seed(0)
-    config = albert_recipes.AlbertRecipesConfig.from_preset("tiny", vocab_size=len(tiny_tokenizer), num_labels=2, **TINY)
-    model = get_peft_model(albert_recipes.AlbertRecipesForSequenceClassification(config), lora_config("SEQ_CLS", r=4))
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:  # B starts at zero (a no-op adapter); make the merge change the weights
-                param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
-    merged = model.merge_and_unload().eval()
-    return _save(merged, tiny_tokenizer, tmp_path_factory.mktemp("merged") / "merged")
-
-
-@pytest.fixture(scope="module")
-def int8_export(merged_lora_classifier, tmp_path_factory):
-    return export_model(merged_lora_classifier, tmp_path_factory.mktemp("onnx") / "int8", quantize="int8")
-
-
 def _torch_logits(folder: Path, sentences: list[str]) -> tuple[np.ndarray, dict]:
     from transformers import AutoTokenizer
 
@@ -65,25 +42,27 @@ def _torch_logits(folder: Path, sentences: list[str]) -> tuple[np.ndarray, dict]
     return logits, dict(enc)
 
 
-def test_fp32_export_matches_pytorch_on_real_sentences(merged_lora_classifier, tmp_path):
-    result = export_model(merged_lora_classifier, tmp_path / "fp32", optimize=False)
-    files = sorted(p.name for p in (tmp_path / "fp32").iterdir())
+def test_fp32_export_matches_pytorch_on_real_sentences(onnx_exports):
+    merged_lora_classifier, fp32, _ = onnx_exports
+    files = sorted(p.name for p in fp32.iterdir())
     assert {"model.onnx", "config.json", "tokenizer.json", "onnx_export.json"} <= set(files)
-    assert result.report["verification"]["fp32"]["max_abs_diff"]["logits"] <= 1e-4
+    report = json.loads((fp32 / "onnx_export.json").read_text())
+    assert report["verification"]["fp32"]["max_abs_diff"]["logits"] <= 1e-4 and not report["optimize"]
     expected, enc = _torch_logits(merged_lora_classifier, _sst2_sentences(48))
-    got = OnnxModel(tmp_path / "fp32")(**enc)["logits"]  # a batch shape the export never saw (dynamic axes)
+    got = OnnxModel(fp32)(**enc)["logits"]  # a batch shape the export never saw (dynamic axes)
     assert got.shape == expected.shape == (48, 2)
     assert np.abs(got - expected).max() <= 1e-4
 
 
-def test_int8_export_is_small_and_keeps_predictions_on_real_sentences(int8_export, merged_lora_classifier):
-    report = json.loads((int8_export.output_dir / "onnx_export.json").read_text())
+def test_int8_export_is_small_and_keeps_predictions_on_real_sentences(onnx_exports):
+    merged_lora_classifier, _, int8 = onnx_exports
+    report = json.loads((int8 / "onnx_export.json").read_text())
     assert report["quantize"] == "int8" and report["verification"]["fp32_fused"]["max_abs_diff"]["logits"] <= 1e-4
     assert report["fused_operators"].get("SkipLayerNormalization", 0) >= 2
     # weights and the embedding table are int8: far below the fp32 file (a tiny model keeps more fp32 overhead)
     assert report["int8_size_bytes"] < 0.45 * report["fp32_size_bytes"]
     expected, enc = _torch_logits(merged_lora_classifier, _sst2_sentences(96))
-    got = OnnxModel(int8_export.output_dir)(**enc)["logits"]
+    got = OnnxModel(int8)(**enc)["logits"]
     agreement = float((got.argmax(-1) == expected.argmax(-1)).mean())
     assert agreement >= 0.95, agreement
     assert np.abs(got - expected).max() > 0  # really quantized, not the fp32 graph under another name
@@ -92,7 +71,7 @@ def test_int8_export_is_small_and_keeps_predictions_on_real_sentences(int8_expor
 @pytest.mark.parametrize("head", ["AlbertRecipesForQuestionAnswering", "AlbertRecipesForMultipleChoice"])
 def test_other_heads_export_with_their_outputs_and_shapes(head, tmp_path, tiny_tokenizer):
     torch.manual_seed(0)
-    config = albert_recipes.AlbertRecipesConfig.from_preset("tiny", vocab_size=len(tiny_tokenizer), **TINY)
+    config = albert_recipes.AlbertRecipesConfig.from_preset("tiny", vocab_size=len(tiny_tokenizer), **TINY_ONNX)
     folder = _save(getattr(albert_recipes, head)(config).eval(), tiny_tokenizer, tmp_path / "model")
     report = export_model(folder, tmp_path / "onnx", optimize=False).report
     expected = ["start_logits", "end_logits"] if head.endswith("Answering") else ["logits"]
@@ -105,7 +84,8 @@ def test_other_heads_export_with_their_outputs_and_shapes(head, tmp_path, tiny_t
     assert out[expected[0]].shape == ((3, 4) if head.endswith("Choice") else (3, 11))
 
 
-def test_bad_inputs_are_refused_before_anything_is_written(tmp_path, merged_lora_classifier):
+def test_bad_inputs_are_refused_before_anything_is_written(tmp_path, onnx_exports):
+    merged_lora_classifier = onnx_exports[0]
     not_a_model = tmp_path / "notes"
     not_a_model.mkdir()
     (not_a_model / "readme.txt").write_text("hello")
@@ -121,13 +101,20 @@ def test_bad_inputs_are_refused_before_anything_is_written(tmp_path, merged_lora
     assert not (tmp_path / "out").exists() and [p.name for p in used.iterdir()] == ["keep.txt"]
 
 
-def test_cli_gives_one_line_and_exit_2(tmp_path):
+def test_cli_gives_one_line_and_exit_2(tmp_path, capsys):
+    from albert_recipes.cli import parse_recipe_args
+
+    sys.path.insert(0, str(ROOT / "recipes"))
+    from export_onnx import ExportOnnxConfig, _flags_to_overrides
+
+    argv = _flags_to_overrides(["--model", str(tmp_path), "--output", str(tmp_path / "o"), "--quantize", "int4"])
+    with pytest.raises(SystemExit) as exit_info:
+        parse_recipe_args(ExportOnnxConfig, argv)
+    assert exit_info.value.code == 2
+    assert "quantize: 'int4' is not allowed; choose one of ['none', 'int8']" in capsys.readouterr().err
     script = str(ROOT / "recipes" / "export_onnx.py")
-    run = subprocess.run([sys.executable, script, "--model", str(tmp_path), "--output", str(tmp_path / "o"),
-                          "--quantize", "int4"], capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert run.returncode == 2 and "quantize: 'int4' is not allowed; choose one of ['none', 'int8']" in run.stderr
     run = subprocess.run([sys.executable, script, "--model", str(tmp_path), "--output", str(tmp_path / "o")],
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
     assert run.returncode == 2 and run.stderr.strip().splitlines() == [f"error: {tmp_path} is not a model folder: "
                                                                         "it has no config.json"]
     assert not (tmp_path / "o").exists()

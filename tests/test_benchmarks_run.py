@@ -1,0 +1,47 @@
+"""Every benchmark script of issue 14 runs end to end on a tiny config, so none of them rots between real runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def _results(folder: Path, name: str) -> dict:
+    assert (folder / f"{name}.md").is_file() and (folder / f"{name}.png").stat().st_size > 1000
+    return json.loads((folder / f"{name}.json").read_text())
+
+
+def test_harness_interleaves_and_rotates_the_order():
+    import harness
+
+    calls = []
+    times = harness.interleave({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=2,
+                               warmup=1, progress=False)  # fmt: skip
+    assert calls == ["a", "b", "a", "b", "b", "a"]  # warmup, then round 1 a-first, round 2 b-first
+    assert {k: len(v) for k, v in times.items()} == {"a": 2, "b": 2}
+    assert harness.spread([3.0, 1.0, 2.0]) == {"median": 2.0, "min": 1.0, "max": 3.0, "n": 3}
+    assert harness.count_flops(lambda: __import__("torch").ones(4, 8) @ __import__("torch").ones(8, 2)) == 2 * 4 * 8 * 2
+
+
+def test_bench_inference_runs_end_to_end_on_a_tiny_model(onnx_exports, tmp_path):
+    import bench_inference
+
+    model, fp32, int8 = onnx_exports
+    out = bench_inference.main(["--model", str(model), "--onnx-fp32", str(fp32), "--onnx-int8", str(int8),
+                                "--limit", "40", "--batch-size", "8", "--repeats", "2", "--warmup", "0", "--threads", "1",
+                                "--output-dir", str(tmp_path)])  # fmt: skip
+    saved = _results(tmp_path, "inference")
+    rows = {r["variant"]: r for r in saved["results"]}
+    assert len(rows) == 7 and all(r["seconds"]["n"] == 2 for r in rows.values())
+    # length-grouped PyTorch and the fp32 export predict exactly what the stock model predicts in file order
+    for name in ("ours PyTorch, length-grouped", "ours ONNX fp32, length-grouped", "ours ONNX fp32, padded batches"):
+        assert rows[name]["same_predictions_as_stock"] == 40, name
+    assert 0 < rows["ours PyTorch, length-grouped"]["mfu"] < 1
+    assert out["onnx_bytes"]["int8"] < out["onnx_bytes"]["fp32"]
