@@ -131,7 +131,7 @@ def plot_bars(path: Path, title: str, labels: Sequence[str], stats: Sequence[dic
     low = [s["median"] - s["min"] for s in stats]
     high = [s["max"] - s["median"] for s in stats]
     fig, ax = plt.subplots(figsize=(9, 0.55 * len(labels) + 1.4))
-    colors = ["#999999" if label.startswith("stock") else "#3b75af" for label in labels]
+    colors = ["#999999" if "stock" in label else "#3b75af" for label in labels]
     ax.barh(range(len(labels)), medians, xerr=[low, high], color=colors, capsize=4)
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
@@ -161,3 +161,31 @@ def write_results(
     )
     (output_dir / f"{name}.md").write_text(header + table)
     print(header + table)
+
+
+def wikitext_sop_examples(seq_len: int, vocab_size: int = 30000, max_documents: int = 0, seed: int = 0):
+    """(tokenizer, SOP examples) from the real WikiText-2 valid+test text, as the pretraining recipe builds them."""
+    import logging
+
+    from albert_recipes.corpus import iter_documents
+    from albert_recipes.sop import build_sop_dataset
+    from albert_recipes.tokenization import train_tokenizer_on_documents
+
+    logging.getLogger("albert_recipes").setLevel(logging.WARNING)
+    files = [SHARED_DATA / "wikitext-2" / "valid.txt", SHARED_DATA / "wikitext-2" / "test.txt"]
+    documents = list(iter_documents(files, layout="wikitext"))
+    if max_documents:
+        documents = documents[:max_documents]
+    tokenizer = train_tokenizer_on_documents(documents, vocab_size=vocab_size, show_progress=False)
+    examples = build_sop_dataset(documents, tokenizer, max_seq_length=seq_len, seed=seed)
+    return tokenizer, examples
+
+
+def masked_batches(tokenizer, examples, batch_size: int, count: int, seed: int = 0) -> list[dict[str, torch.Tensor]]:
+    """`count` padded, n-gram-masked batches of `batch_size` consecutive (shuffled) SOP examples."""
+    from albert_recipes.masking import NgramMaskingCollator
+
+    collator = NgramMaskingCollator(tokenizer, seed=seed)
+    if len(examples) < batch_size * count:
+        raise SystemExit(f"only {len(examples)} SOP examples; need batch_size x batches = {batch_size * count}")
+    return [collator([examples[i] for i in range(b * batch_size, (b + 1) * batch_size)]) for b in range(count)]

@@ -45,3 +45,31 @@ def test_bench_inference_runs_end_to_end_on_a_tiny_model(onnx_exports, tmp_path)
         assert rows[name]["same_predictions_as_stock"] == 40, name
     assert 0 < rows["ours PyTorch, length-grouped"]["mfu"] < 1
     assert out["onnx_bytes"]["int8"] < out["onnx_bytes"]["fp32"]
+
+
+TINY_MODEL = ["--preset", "tiny", "--max-documents", "3", "--vocab-size", "500", "--config-overrides",
+              json.dumps({"embedding_size": 16, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64,
+                          "num_hidden_layers": 2})]  # fmt: skip
+
+
+def test_bench_model_runs_end_to_end_on_a_tiny_config(tmp_path):
+    import bench_model
+
+    bench_model.main([*TINY_MODEL, "--seq-len", "64", "--batch-size", "2", "--batches", "1", "--repeats", "2",
+                      "--warmup", "0", "--threads", "1", "--output-dir", str(tmp_path)])  # fmt: skip
+    rows = _results(tmp_path, "model")["results"]
+    assert [r["variant"] for r in rows][0].startswith("stock") and len(rows) == 4
+    assert all(r["step_seconds"]["n"] == 2 and 0 < r["mfu"] < 1 for r in rows)
+    assert rows[0]["speedup"] == 1.0
+
+
+def test_bench_memory_runs_each_variant_in_its_own_process(tmp_path):
+    import bench_memory
+
+    rows = bench_memory.main([*TINY_MODEL, "--seq-len", "64", "--batch-size", "2", "--steps", "1", "--variants", "4",
+                              "--output-dir", str(tmp_path)])  # fmt: skip
+    saved = _results(tmp_path, "memory")
+    assert [r["variant"] for r in saved["results"]] == [r["variant"] for r in rows] == [
+        "stock transformers AlbertForPreTraining", "ours + sparse MLM head + activation checkpointing"]
+    assert all(r["peak_mb"] >= r["before_step_mb"] > 100 for r in rows)
+    assert saved["settings"]["batch_shape"] == [2, 64]
