@@ -31,6 +31,7 @@ benchmarks: setup
 	$(PY) benchmarks/bench_model.py
 	$(PY) benchmarks/bench_packing.py
 	$(PY) benchmarks/bench_memory.py
+	$(PY) benchmarks/prepare_sst2_model.py
 	$(PY) benchmarks/bench_inference.py --model outputs/bench/sst2-tiny/model
 	$(PY) benchmarks/bench_data.py
 
