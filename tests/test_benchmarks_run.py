@@ -73,3 +73,16 @@ def test_bench_memory_runs_each_variant_in_its_own_process(tmp_path):
         "stock transformers AlbertForPreTraining", "ours + sparse MLM head + activation checkpointing"]
     assert all(r["peak_mb"] >= r["before_step_mb"] > 100 for r in rows)
     assert saved["settings"]["batch_shape"] == [2, 64]
+
+
+def test_bench_onnx_choices_runs_end_to_end_on_a_tiny_model(onnx_exports, tmp_path):
+    import bench_onnx_choices
+
+    rows = bench_onnx_choices.main(["--model", str(onnx_exports[0]), "--limit", "24", "--batch-size", "8",
+                                    "--repeats", "1", "--warmup", "0", "--threads", "1",
+                                    "--output-dir", str(tmp_path)])  # fmt: skip
+    saved = {r["variant"]: r for r in _results(tmp_path, "onnx_choices")["results"]}
+    assert len(saved) == len(rows) == 8
+    assert saved["fp32, plain export"]["agreement"] == saved["fp32, fused"]["agreement"] == 1.0
+    # quantizing the embedding tables as well is what makes the file small
+    assert saved["int8 MatMul + embeddings, fused"]["bytes"] < saved["int8 MatMul, fused"]["bytes"]

@@ -163,14 +163,16 @@ def fuse(source: Path, target: Path, config) -> dict[str, int]:
     return {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
 
 
-def quantize_int8(source: Path, target: Path) -> None:
-    """Dynamic int8 quantization of the weights of every MatMul and of the embedding tables."""
+QUANTIZED_OPS = ("MatMul", "Gather", "EmbedLayerNormalization", "Attention")
+
+
+def quantize_int8(source: Path, target: Path, op_types: tuple[str, ...] = QUANTIZED_OPS, per_channel: bool = False) -> None:
+    """Dynamic int8 quantization of the weights of every MatMul and (Gather, EmbedLayerNormalization) of the
+    embedding tables: int8 weights, activations quantized on the fly."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(
-        str(source), str(target), weight_type=QuantType.QInt8,
-        op_types_to_quantize=["MatMul", "Gather", "EmbedLayerNormalization", "Attention"],
-    )  # fmt: skip
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=list(op_types),
+                     per_channel=per_channel)  # fmt: skip
 
 
 def session(path: str | Path, threads: int = 0):
