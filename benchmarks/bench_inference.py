@@ -8,7 +8,7 @@ the stock ones). Two groups, every variant interleaved with the others in each r
 
 - end to end (tokenization included on both sides): the stock model in file order, batches of --batch-size padded
   to their longest text (`padding="longest"`), against ours with length-grouped batches
-  (`albert_recipes.inference.classify`) on PyTorch, on the fp32 ONNX export and on the int8 one;
+  (`albert_recipes.length_grouped.classify`) on PyTorch, on the fp32 ONNX export and on the int8 one;
 - model only, on the very same file-order padded batches, tokenized beforehand: stock PyTorch against ONNX fp32/int8.
 
 Reported: seconds per pass over the dev set (median, min-max), speed-up against the stock row of the group, accuracy,
