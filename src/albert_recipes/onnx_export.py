@@ -202,7 +202,7 @@ def compare(path: Path, model, batches: list[dict[str, np.ndarray]], names: tupl
             if ref.shape[:2] == mask.shape and ref.ndim >= 2 and name != "pooler_output":  # per token: real tokens only
                 ref, value = ref[mask], value[mask]
             max_diff[name] = max(max_diff[name], float(np.abs(ref - value).max()))
-            if ref.shape[-1] > 1 and name != "last_hidden_state":
+            if ref.shape[-1] > 1 and name not in ("last_hidden_state", "pooler_output"):
                 agree += int((ref.argmax(-1) == value.argmax(-1)).sum())
                 total += int(np.prod(ref.shape[:-1]))
     return {"max_abs_diff": max_diff, "prediction_agreement": agree / total if total else None}
