@@ -29,14 +29,7 @@ def parse_args(argv=None):
     parser.add_argument("--preset", default="base", help="model size preset (tiny, base, large, ...)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--batches", type=int, default=2, help="distinct real batches per repetition")
-    parser.add_argument("--repeats", type=int, default=3, help="repetitions (median and min-max reported)")
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--vocab-size", type=int, default=30000)
-    parser.add_argument("--max-documents", type=int, default=0, help="first N WikiText-2 articles only (0: all)")
-    parser.add_argument("--config-overrides", default="{}", help="JSON of AlbertRecipesConfig fields over the preset")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--output-dir", type=Path, default=harness.RESULTS)
+    harness.add_pretraining_args(parser)
     return parser.parse_args(argv)
 
 
@@ -69,22 +62,8 @@ def main(argv=None) -> list[dict]:
         "albert_recipes + sparse MLM head": sparse,
         "albert_recipes + sparse MLM + activation checkpointing": checkpointed,
     }
-    steps = {}
-    for name, model in models.items():
-        model.train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-
-        def step(model=model, optimizer=optimizer):
-            for batch in batches:
-                model(**batch).loss.backward()
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-
-        steps[name] = step
-    flops = {name: harness.count_flops(fn) for name, fn in steps.items()}
-    peak = harness.matmul_peak_flops()
-    times = harness.interleave(steps, repeats=args.repeats, warmup=args.warmup)
-    peak = max(peak, harness.matmul_peak_flops())
+    steps = {name: harness.training_steps(model, batches) for name, model in models.items()}
+    flops, times, peak = harness.measure(steps, args.repeats, args.warmup)
 
     tokens = sum(int(b["attention_mask"].sum()) for b in batches)
     rows = []

@@ -36,14 +36,7 @@ def parse_args(argv=None):
     parser.add_argument("--preset", default="base")
     parser.add_argument("--seq-lens", default="128,512", help="comma list")
     parser.add_argument("--batch-sizes", default="32,8", help="examples per step for each --seq-lens entry")
-    parser.add_argument("--batches", type=int, default=2, help="distinct real batches per repetition")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--vocab-size", type=int, default=30000)
-    parser.add_argument("--max-documents", type=int, default=0, help="first N WikiText-2 articles only (0: all)")
-    parser.add_argument("--config-overrides", default="{}", help="JSON of AlbertRecipesConfig fields over the preset")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--output-dir", type=Path, default=harness.RESULTS)
+    harness.add_pretraining_args(parser)
     return parser.parse_args(argv)
 
 
@@ -100,23 +93,9 @@ def run_length(args, seq_len: int, batch_size: int, machine: dict) -> list[dict]
         "ours (sparse MLM head), padded": (sparse, padded),
         "ours (sparse MLM head), packed": (packed_model, packed),
     }
-    steps = {}
-    for name, (model, batches) in variants.items():
-        model.train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
-
-        def step(model=model, batches=batches, optimizer=optimizer):
-            for batch in batches:
-                model(**batch).loss.backward()
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-
-        steps[name] = step
-    flops = {name: harness.count_flops(fn) for name, fn in steps.items()}
-    peak = harness.matmul_peak_flops()
+    steps = {name: harness.training_steps(model, batches) for name, (model, batches) in variants.items()}
     print(f"seq {seq_len}: timing {len(steps)} variants x {args.repeats} repetitions of {args.batches} steps", flush=True)
-    times = harness.interleave(steps, repeats=args.repeats, warmup=args.warmup)
-    peak = max(peak, harness.matmul_peak_flops())
+    flops, times, peak = harness.measure(steps, args.repeats, args.warmup)
 
     rows = []
     baseline = None

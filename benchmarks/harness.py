@@ -28,6 +28,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT / ".." / "shared" / "data"
 
 
+def add_pretraining_args(parser, repeats: int = 3) -> None:
+    """The options every pretraining-step benchmark shares (real WikiText-2 SOP batches, repetitions, output)."""
+    parser.add_argument("--batches", type=int, default=2, help="distinct real batches per repetition")
+    parser.add_argument("--repeats", type=int, default=repeats, help="repetitions (median and min-max reported)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds (the FLOP count already ran each once)")
+    parser.add_argument("--vocab-size", type=int, default=30000, help="Unigram tokenizer trained on WikiText-2")
+    parser.add_argument("--max-documents", type=int, default=0, help="first N WikiText-2 articles only (0: all)")
+    parser.add_argument("--config-overrides", default="{}", help="JSON of AlbertRecipesConfig fields over the preset")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--output-dir", type=Path, default=RESULTS)
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -80,6 +92,28 @@ def count_flops(fn: Callable[[], Any]) -> int:
     with FlopCounterMode(display=False) as counter:
         fn()
     return counter.get_total_flops()
+
+
+def training_steps(model: torch.nn.Module, batches: Sequence[dict]) -> Callable[[], None]:
+    """A call that runs one AdamW training step of `model` on each batch (the model in train mode, its own optimizer)."""
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+
+    def run() -> None:
+        for batch in batches:
+            model(**batch).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+    return run
+
+
+def measure(steps: dict[str, Callable[[], Any]], repeats: int, warmup: int) -> tuple[dict, dict, float]:
+    """(FLOPs per call, interleaved seconds per call, matmul peak FLOP/s measured before and after) of each variant."""
+    flops = {name: count_flops(fn) for name, fn in steps.items()}  # also warms every variant up
+    peak = matmul_peak_flops()
+    times = interleave(steps, repeats=repeats, warmup=warmup)
+    return flops, times, max(peak, matmul_peak_flops())
 
 
 def spread(values: Sequence[float]) -> dict[str, float]:
