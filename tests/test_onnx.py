@@ -118,3 +118,34 @@ def test_cli_gives_one_line_and_exit_2(tmp_path, capsys):
     assert run.returncode == 2 and run.stderr.strip().splitlines() == [f"error: {tmp_path} is not a model folder: "
                                                                         "it has no config.json"]
     assert not (tmp_path / "o").exists()
+
+
+def test_predict_recipe_on_onnx_and_length_grouped_gives_the_padded_pytorch_predictions(onnx_exports, tmp_path):
+    from albert_recipes.cli import build_config
+    from recipe_runner import load_recipe
+
+    recipe = load_recipe("predict")
+    model, fp32, int8 = onnx_exports
+    data = tmp_path / "dev.tsv"
+    data.write_text("sentence\tlabel\n" + "".join(f"{s}\t{i % 2}\n" for i, s in enumerate(_sst2_sentences(40))),
+                    encoding="utf-8")  # fmt: skip
+
+    def predictions(name: str, *overrides: str) -> list[dict]:
+        cfg = build_config(recipe.PredictConfig, None, [f"output_dir={tmp_path / name}", f"model.path={model}",
+                                                        f"data.file={data}", "run.batch_size=8", *overrides])
+        threads = torch.get_num_threads()
+        try:
+            recipe.main(cfg)
+        finally:
+            torch.set_num_threads(threads)
+        return [json.loads(line) for line in (tmp_path / name / "predictions.jsonl").read_text().splitlines()]
+
+    padded = predictions("padded", "run.length_grouped=false")
+    grouped = predictions("grouped")  # length-grouped is the default
+    on_onnx = predictions("onnx", "model.backend=onnx", f"model.onnx_path={fp32}")
+    on_int8 = predictions("int8", "model.backend=onnx", f"model.onnx_path={int8}")
+    assert [r["prediction"] for r in grouped] == [r["prediction"] for r in padded] == [r["prediction"] for r in on_onnx]
+    for rows in (grouped, on_onnx):
+        np.testing.assert_allclose([r["score"] for r in rows], [r["score"] for r in padded], rtol=0, atol=1e-5)
+    agree = np.mean([a["prediction"] == b["prediction"] for a, b in zip(on_int8, padded)])
+    assert agree >= 0.95 and [r["text"] for r in on_int8] == [r["text"] for r in padded]

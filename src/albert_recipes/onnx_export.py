@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .inference import TorchBackend
 from .io_utils import atomic_directory
 
 logger = logging.getLogger(__name__)
@@ -304,4 +305,19 @@ class OnnxModel:
         return dict(zip(self.output_names, self.session.run(self.output_names, feed)))
 
 
-__all__ = ["ExportResult", "OnnxModel", "export_model", "load_model_folder", "output_names"]
+class OnnxBackend(TorchBackend):
+    """The predict recipe's backend on onnxruntime: batches padded as the PyTorch backend pads them, scored by an
+    export of recipes/export_onnx.py (`onnx_dir`, default: the classifier's own folder)."""
+
+    def __init__(self, classifier, onnx_dir: str | Path | None = None, threads: int = 0):
+        self.onnx = OnnxModel(onnx_dir or classifier.folder, threads)
+        if "logits" not in self.onnx.output_names:
+            raise InputError(f"{self.onnx.folder}/model.onnx has outputs {self.onnx.output_names}; predict needs logits")
+        self.tokenizer = classifier.tokenizer
+        self.token_level = classifier.task == "token_classification"
+
+    def logits(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        return self.onnx(**{k: v.numpy() for k, v in batch.items()})["logits"]
+
+
+__all__ = ["ExportResult", "OnnxBackend", "OnnxModel", "export_model", "load_model_folder", "output_names"]
