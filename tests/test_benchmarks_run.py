@@ -13,6 +13,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """The scripts run in this process with --threads 1; later tests (bit-exact ones) need the default back."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 def _results(folder: Path, name: str) -> dict:
     assert (folder / f"{name}.md").is_file() and (folder / f"{name}.png").stat().st_size > 1000
     return json.loads((folder / f"{name}.json").read_text())
