@@ -96,3 +96,18 @@ def test_bench_onnx_choices_runs_end_to_end_on_a_tiny_model(onnx_exports, tmp_pa
     assert saved["fp32, plain export"]["agreement"] == saved["fp32, fused"]["agreement"] == 1.0
     # quantizing the embedding tables as well is what makes the file small
     assert saved["int8 MatMul + embeddings, fused"]["bytes"] < saved["int8 MatMul, fused"]["bytes"]
+
+
+def test_bench_packing_runs_end_to_end_and_packing_changes_nothing_per_example(tmp_path):
+    import bench_packing
+
+    rows = bench_packing.main([*TINY_MODEL, "--seq-lens", "64", "--batch-sizes", "24", "--batches", "1",
+                               "--repeats", "2", "--warmup", "0", "--threads", "1", "--output-dir", str(tmp_path)])  # fmt: skip
+    saved = _results(tmp_path, "packing")["results"]
+    assert [r["variant"] for r in saved] == [r["variant"] for r in rows] == [
+        "stock AlbertForPreTraining, padded", "ours (sparse MLM head), padded", "ours (sparse MLM head), packed"]
+    packed, padded = rows[2], rows[1]
+    assert packed["max_sop_logit_diff"] < 1e-5 and packed["max_mlm_loss_diff"] < 1e-4
+    assert packed["padding_share"] <= padded["padding_share"] and packed["real_tokens"] == padded["real_tokens"]
+    assert packed["rows_per_step"] <= padded["rows_per_step"] == 24
+    assert all(r["seconds"]["n"] == 2 and 0 < r["mfu"] < 1 for r in rows)
