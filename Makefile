@@ -25,8 +25,14 @@ pretrain: setup
 test: setup
 	$(PY) -m pytest -q tests
 
+# Ours vs the stock transformers ALBERT (interleaved, medians and min-max, MFU) and the data pipeline; results in
+# benchmarks/results/. About 1 h on a quiet 2-core CPU (benchmarks/README.md has the commands and latest figures).
 benchmarks: setup
 	$(PY) benchmarks/bench_model.py
+	$(PY) benchmarks/bench_packing.py
+	$(PY) benchmarks/bench_memory.py
+	$(PY) benchmarks/prepare_sst2_model.py
+	$(PY) benchmarks/bench_inference.py --model outputs/bench/sst2-tiny/model
 	$(PY) benchmarks/bench_data.py
 
 clean:

@@ -47,7 +47,10 @@ LABEL_COLUMNS = ("label", "labels", "tags", "ner_tags")
 class ModelSection:
     path: str = field(default="", metadata={"help": "the fine-tuning recipe's model/, merged/ or adapter/ folder "
                       "(any sequence or token classification model folder works)"})
-    backend: Literal["pytorch"] = field(default="pytorch", metadata={"help": "inference engine"})
+    backend: Literal["pytorch", "onnx"] = field(default="pytorch", metadata={"help": "inference engine: PyTorch, or "
+                                                "onnxruntime on an export of recipes/export_onnx.py (model.onnx_path)"})
+    onnx_path: str = field(default="", metadata={"help": "with backend=onnx: the export folder (model.onnx); '': "
+                           "model.path itself"})
     max_length: int = field(default=0, metadata={"help": "tokens per input, longer ones are truncated (0: the "
                             "training run's data.max_length, else the model's limit)"})
 
@@ -66,6 +69,8 @@ class DataSection:
 @dataclass
 class RunSection:
     batch_size: int = field(default=32, metadata={"help": "examples per forward pass"})
+    length_grouped: bool = field(default=True, metadata={"help": "batch examples of similar length (far less "
+                                 "padding, same predictions); false: batches in file order"})
     torch_threads: int = field(default=0, metadata={"help": "CPU threads (0: torch's default)"})
 
 
@@ -252,9 +257,10 @@ def main(cfg: PredictConfig) -> dict:
     if truncated:
         logger.warning("%d of %d inputs reach max_length=%d tokens and may be truncated", truncated, len(features),
                        classifier.max_length)
-    backend = inference.BACKENDS[cfg.model.backend](classifier)
+    options = {"onnx_dir": cfg.model.onnx_path or None} if cfg.model.backend == "onnx" else {}
+    backend = inference.BACKENDS[cfg.model.backend](classifier, **options)
     with tqdm(total=len(features), desc=f"predict ({cfg.model.backend})", unit="text") as progress:
-        logits = inference.run(backend, features, cfg.run.batch_size, progress)
+        logits = inference.run(backend, features, cfg.run.batch_size, progress, length_grouped=cfg.run.length_grouped)
 
     # ---- score -> save
     if classifier.task == "token_classification":

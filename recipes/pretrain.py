@@ -45,6 +45,7 @@ from albert_recipes.configuration_albert_recipes import PRESETS
 from albert_recipes.errors import InputError
 from albert_recipes.io_utils import atomic_directory, atomic_write_text
 from albert_recipes.masking import NgramMaskingCollator
+from albert_recipes.packing import PackingCollator
 from albert_recipes.training import (
     DebugSettings,
     StopSignals,
@@ -112,6 +113,9 @@ class DataSettings:
     max_predictions_per_seq: int = field(default=20, metadata={"help": "cap on masked tokens per example"})
     max_ngram: int = field(default=3, metadata={"help": "longest masked n-gram (in words)"})
     num_proc: int | None = field(default=None, metadata={"help": "processes for building examples"})
+    packing: bool = field(default=False, metadata={"help": "pack several whole examples into each training row of "
+                          "data.max_seq_length tokens (ours; albert_recipes.packing): positions restart per example, "
+                          "attention is block-diagonal, SOP is read at each [CLS]; same examples, less padding"})
     streaming: bool = field(default=False, metadata={"help": "read data.dataset_name as a stream (never downloaded "
                             "whole); its documents are still written once to the Arrow cache"})
     cache_dir: str | None = field(default=None, metadata={"help": "where documents, tokenizer, token ids and SOP "
@@ -301,6 +305,8 @@ def main(cfg: PretrainConfig) -> dict:
     collator_args = dict(tokenizer=tokenizer, mlm_probability=cfg.data.mlm_probability, mode=cfg.data.masking,
                          max_predictions_per_seq=cfg.data.max_predictions_per_seq, max_ngram=cfg.data.max_ngram)
     collator = NgramMaskingCollator(seed=t.seed, **collator_args)
+    if cfg.data.packing:  # the same masked examples, only laid out in fewer rows
+        collator = PackingCollator(collator, max_length=cfg.data.max_seq_length)
     eval_collator = NgramMaskingCollator(seed=t.seed + 1, **collator_args)  # fixed masks: evals are comparable
     unigram_token = pm.most_frequent_token(data.train_set(0), tokenizer.all_special_ids, len(tokenizer))
     baselines = {"mlm_unigram_token": tokenizer.convert_ids_to_tokens(unigram_token),
@@ -353,7 +359,7 @@ def main(cfg: PretrainConfig) -> dict:
     # ---- train ---------------------------------------------------------------------------------------------------
     progress = tqdm(total=t.max_steps, initial=step, desc="pretrain", unit="step",
                     disable=not accelerator.is_local_main_process)
-    throughput, run_tokens, run_start = Throughput(), 0, time.perf_counter()
+    throughput, run_tokens, run_slots, run_start = Throughput(), 0, 0, time.perf_counter()
     totals = torch.zeros(len(pm.STATS), dtype=torch.float64, device=accelerator.device)
     last = {"eval": {}, "eval_sums": None, "saved": None}
 
@@ -363,13 +369,14 @@ def main(cfg: PretrainConfig) -> dict:
                             seed=t.seed, epoch=epoch, skip_steps=skip_steps)
 
     def compute_loss(batch: dict) -> torch.Tensor:
-        nonlocal totals, run_tokens
+        nonlocal totals, run_tokens, run_slots
         random_document = batch.pop("sop_random_document", None)
         out = model(**batch)
         totals += pm.example_stats(out, batch, random_document).detach().sum(0)
         tokens = batch["attention_mask"].sum().item()
         throughput.add(tokens)
         run_tokens += tokens
+        run_slots += batch["attention_mask"].numel()  # token slots computed, padding included
         return out.loss
 
     def evaluate() -> dict[str, float]:
@@ -412,12 +419,13 @@ def main(cfg: PretrainConfig) -> dict:
     if not last["eval"]:  # resumed from the last step's checkpoint
         last["eval"] = evaluate()
     elapsed = time.perf_counter() - run_start
-    tokens_total = accelerator.reduce(torch.tensor(float(run_tokens), device=accelerator.device), "sum").item()
+    tokens_total, slots_total = accelerator.reduce(
+        torch.tensor([float(run_tokens), float(run_slots)], device=accelerator.device), "sum").tolist()
 
     # ---- save ----------------------------------------------------------------------------------------------------
     baselines["mlm_unigram_accuracy"] = pm.unigram_accuracy(last["eval_sums"])
     metrics = {**last["eval"], "baselines": baselines, "train/tokens_per_s": tokens_total / max(elapsed, 1e-9),
-               "steps": step, "train_seconds_this_run": elapsed, "history": history}
+               "train/real_token_share": tokens_total / max(slots_total, 1.0), "steps": step, "train_seconds_this_run": elapsed, "history": history}
     accelerator.wait_for_everyone()
     state_dict = accelerator.get_state_dict(model)  # gathers FSDP/DeepSpeed shards; collective
     final_dir = output_dir / "final"

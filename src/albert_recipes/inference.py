@@ -158,10 +158,14 @@ class TorchBackend:
         self.token_level = classifier.task == "token_classification"
 
     @torch.no_grad()
+    def logits(self, batch: dict[str, torch.Tensor]) -> np.ndarray:
+        """(B, C) or (B, T, C) scores of one padded batch (the step other engines replace)."""
+        return self.model(**{k: v.to(self.device) for k, v in batch.items()}).logits.float().cpu().numpy()
+
     def predict(self, features: list[dict[str, list[int]]]) -> list[np.ndarray]:
         keys = ("input_ids", "attention_mask", "token_type_ids")
         batch = self.tokenizer.pad([{k: f[k] for k in keys if k in f} for f in features], return_tensors="pt")
-        logits = self.model(**{k: v.to(self.device) for k, v in batch.items()}).logits.float().cpu().numpy()
+        logits = self.logits(batch)
         if not self.token_level:
             return list(logits)  # (B, C) -> B x (C,)
         right = self.tokenizer.padding_side == "right"
@@ -172,11 +176,22 @@ class TorchBackend:
         return out
 
 
-BACKENDS = {"pytorch": TorchBackend}
+def _onnx_backend(classifier: Classifier, **kwargs) -> TorchBackend:
+    from .onnx_export import OnnxBackend  # onnxruntime only when asked for
+
+    return OnnxBackend(classifier, **kwargs)
 
 
-def batch_indices(count: int, batch_size: int) -> list[list[int]]:
-    """Which examples share a batch: consecutive slices in file order."""
+BACKENDS = {"pytorch": TorchBackend, "onnx": _onnx_backend}
+
+
+def batch_indices(count: int, batch_size: int, lengths: list[int] | None = None) -> list[list[int]]:
+    """Which examples share a batch: consecutive slices in file order, or, given `lengths`, in length order (each
+    batch then pads only to a length its rows nearly share: same predictions, far fewer padded tokens)."""
+    if lengths is not None:
+        from .length_grouped import length_grouped_batches
+
+        return [rows.tolist() for rows in length_grouped_batches(lengths, batch_size)]
     return [list(range(start, min(start + batch_size, count))) for start in range(0, count, batch_size)]
 
 
@@ -196,10 +211,13 @@ def encode(classifier: Classifier, texts: list, pairs: list[str] | None = None) 
     return [dict(zip(encoded.keys(), values)) for values in zip(*encoded.values())]
 
 
-def run(backend: Backend, features: list[dict], batch_size: int, progress=None) -> list[np.ndarray]:
+def run(
+    backend: Backend, features: list[dict], batch_size: int, progress=None, length_grouped: bool = False
+) -> list[np.ndarray]:
     """Logits for every feature, in the features' order; `progress` (a tqdm bar) advances per example."""
     logits: list[np.ndarray | None] = [None] * len(features)
-    for indices in batch_indices(len(features), batch_size):
+    lengths = [len(f["input_ids"]) for f in features] if length_grouped else None
+    for indices in batch_indices(len(features), batch_size, lengths):
         for i, row in zip(indices, backend.predict([features[i] for i in indices])):
             logits[i] = row
         if progress is not None:

@@ -24,7 +24,7 @@ from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
-from transformers.masking_utils import create_bidirectional_mask
+from transformers.masking_utils import create_bidirectional_mask, packed_sequence_mask_function
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BaseModelOutput,
@@ -56,6 +56,13 @@ _MASK_SKIP_IS_OPTIONAL = "allow_is_bidirectional_skip" in inspect.signature(crea
 def _reads_values(tensor: torch.Tensor | None) -> bool:
     """Value checks (min/max, `.all()`) run on CPU tensors only: on an accelerator they would wait for the device."""
     return tensor is not None and tensor.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
+def _activation(name: str) -> nn.Module:
+    """`ACT2FN[name]`, except that "gelu_new" (ALBERT v2's tanh GELU, seven elementwise ops in transformers' Python
+    version) runs as torch's fused tanh-GELU kernel: the same function to float rounding, about twice as fast forward
+    and backward on CPU, and it keeps fewer activations for the backward pass."""
+    return ACT2FN["gelu_pytorch_tanh" if name == "gelu_new" else name]
 
 
 def eager_attention_forward(
@@ -179,7 +186,7 @@ class AlbertRecipesLayer(GradientCheckpointingLayer):
         self.attention = AlbertRecipesAttention(config)
         self.ffn = nn.Linear(config.hidden_size, config.intermediate_size)
         self.ffn_output = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.activation = ACT2FN[config.hidden_act]
+        self.activation = _activation(config.hidden_act)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.full_layer_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
@@ -337,15 +344,44 @@ def _check_inputs(
             )
 
 
+def _packed_sequences(position_ids: torch.Tensor | None, batch_size: int) -> torch.Tensor | None:
+    """(B, T) example index of each token when rows hold packed examples (position ids restart at 0 inside a row, as
+    `albert_recipes.packing` lays them out), else None. Reading the ids to find out is a CPU-only check; on an
+    accelerator explicit position ids are always treated as possibly packed (the mask is then built, never skipped)."""
+    if position_ids is None or position_ids.shape[0] != batch_size:
+        return None
+    starts = position_ids == 0  # (B, T): each example starts at position 0
+    if _reads_values(position_ids) and not bool(starts[:, 1:].any()):
+        return None
+    return torch.cumsum(starts, dim=-1)
+
+
 def _bidirectional_mask(
-    config: AlbertRecipesConfig, embeddings: torch.Tensor, attention_mask: torch.Tensor | None
+    config: AlbertRecipesConfig,
+    embeddings: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    packed: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
     """masking_utils' mask for the configured kernel: None where nothing is hidden (sdpa's fast path), a 4-D mask
-    otherwise. Finding out that nothing is hidden reads the mask, so on an accelerator the mask is always built."""
+    otherwise. Finding out that nothing is hidden reads the mask, so on an accelerator the mask is always built.
+    `packed` (B, T) example indices make it block-diagonal: a token attends only to its own example."""
     extra = {}
     if _MASK_SKIP_IS_OPTIONAL:
         extra["allow_is_bidirectional_skip"] = attention_mask is None or _reads_values(attention_mask)
+    if packed is not None:
+        extra["and_mask_function"] = packed_sequence_mask_function(packed)
     return create_bidirectional_mask(config, embeddings, attention_mask, **extra)
+
+
+def _first_tokens(sequence_output: torch.Tensor, packed: torch.Tensor | None, position_ids, attention_mask):
+    """The [CLS] states the pooler reads: column 0 of each row (B, H), or of each packed example (N, H) in row-major
+    order, which is the order of `albert_recipes.packing`'s per-example labels."""
+    if packed is None:
+        return sequence_output[:, 0]
+    starts = position_ids == 0
+    if attention_mask is not None and attention_mask.dim() == 2:
+        starts = starts & attention_mask.bool()
+    return sequence_output[starts]
 
 
 class AlbertRecipesModel(AlbertRecipesPreTrainedModel):
@@ -380,9 +416,12 @@ class AlbertRecipesModel(AlbertRecipesPreTrainedModel):
         if kwargs.get("output_attentions") is None:
             kwargs["output_attentions"] = getattr(self.config, "output_attentions", False)
         embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, T, E)
-        mask = _bidirectional_mask(self.config, embeddings, attention_mask)
+        packed = _packed_sequences(position_ids, embeddings.shape[0])  # (B, T) example of each token, or None
+        mask = _bidirectional_mask(self.config, embeddings, attention_mask, packed)
         sequence_output = self.encoder(embeddings, mask, position_ids=position_ids, **kwargs).last_hidden_state
-        pooled = self.pooler_activation(self.pooler(sequence_output[:, 0])) if self.pooler is not None else None
+        pooled = None
+        if self.pooler is not None:  # (B, H), or (N, H) for N packed examples
+            pooled = self.pooler_activation(self.pooler(_first_tokens(sequence_output, packed, position_ids, attention_mask)))
         return BaseModelOutputWithPooling(last_hidden_state=sequence_output, pooler_output=pooled)  # (B, T, H), (B, H)
 
 
@@ -393,7 +432,7 @@ class AlbertRecipesMLMHead(nn.Module):
     def __init__(self, config: AlbertRecipesConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.embedding_size)
-        self.activation = ACT2FN[config.hidden_act]
+        self.activation = _activation(config.hidden_act)
         self.LayerNorm = nn.LayerNorm(config.embedding_size, eps=config.layer_norm_eps)
         self.decoder = nn.Linear(config.embedding_size, config.vocab_size)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))

@@ -28,7 +28,7 @@ _COLUMN = {name: i for i, name in enumerate(STATS)}
 
 def example_stats(out, batch: dict, random_document: torch.Tensor | None = None,
                   unigram_token_id: int | None = None) -> torch.Tensor:
-    """(B, len(STATS)) float64 statistics of one batch, one row per example.
+    """(B, len(STATS)) float64 statistics of one batch, one row per example (per packed example for packed rows).
 
     `out`: the `*ForPreTraining` output; its `prediction_logits` are (B, T, V), or (N_masked, V) in row-major order
     of the masked positions with the sparse head. `random_document`: (B,) 1 where B came from another document
@@ -41,20 +41,25 @@ def example_stats(out, batch: dict, random_document: torch.Tensor | None = None,
     if logits.dim() == 3:
         logits = logits[masked]  # (N_masked, V), the order the sparse head uses
     targets = labels[masked]  # (N_masked,)
-    owner = masked.nonzero()[:, 0]  # (N_masked,) the example each masked token belongs to
-    rows = torch.zeros(labels.shape[0], len(STATS), dtype=torch.float64, device=labels.device)
+    sop_logits = out.sop_logits.float()  # (B, 2), or (N, 2) for N packed examples
+    num_examples = sop_logits.shape[0]
+    if num_examples == labels.shape[0]:
+        example = torch.arange(num_examples, device=labels.device)[:, None].expand_as(labels)  # (B, T)
+    else:  # packed rows (albert_recipes.packing): an example starts wherever the position ids restart at 0
+        example = (batch["position_ids"] == 0).flatten().cumsum(0).view_as(labels) - 1  # (R, W) row-major
+    owner = example[masked]  # (N_masked,) the example each masked token belongs to
+    rows = torch.zeros(num_examples, len(STATS), dtype=torch.float64, device=labels.device)
 
     def per_example(values: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(labels.shape[0], dtype=torch.float64, device=labels.device).index_add_(
+        return torch.zeros(num_examples, dtype=torch.float64, device=labels.device).index_add_(
             0, owner, values.double())
 
     rows[:, _COLUMN["mlm_loss"]] = per_example(F.cross_entropy(logits, targets, reduction="none"))
     rows[:, _COLUMN["mlm_correct"]] = per_example((logits.argmax(-1) == targets).double())
-    rows[:, _COLUMN["mlm_count"]] = masked.sum(-1).double()
+    rows[:, _COLUMN["mlm_count"]] = per_example(torch.ones_like(targets, dtype=torch.float64))
     if unigram_token_id is not None:
         rows[:, _COLUMN["mlm_unigram_correct"]] = per_example((targets == unigram_token_id).double())
 
-    sop_logits = out.sop_logits.float()  # (B, 2)
     sop_labels = batch["sentence_order_label"]
     correct = (sop_logits.argmax(-1) == sop_labels).double()
     rows[:, _COLUMN["sop_loss"]] = F.cross_entropy(sop_logits, sop_labels, reduction="none").double()
