@@ -374,11 +374,15 @@ def test_patience_at_least_the_depth_gives_the_full_models_final_classifier_logi
     assert torch.equal(patient.exit_layers, full.exit_layers)
 
 
-@pytest.mark.parametrize("flag", ["none", "residual_attention", "depth_weighted_average", "regression"])
+@pytest.mark.parametrize(
+    "flag", ["none", "residual_attention", "depth_weighted_average", "regression", "multi_label"]
+)
 def test_batched_early_exit_equals_running_each_example_alone(flag):
     overrides = {"early_exit_classifiers": True, "early_exit_patience": 1}
     if flag == "regression":
         overrides.update(num_labels=1, early_exit_threshold=0.02)
+    elif flag == "multi_label":
+        overrides.update(num_labels=3, problem_type="multi_label_classification")
     elif flag != "none":
         overrides[flag] = True
     model = build(seed=11, **overrides)

@@ -334,9 +334,8 @@ class AlbertRecipesTransformer(nn.Module):
             # LayerDrop draws on the CPU generator: no device sync, and seeded runs repeat
             if not (self.training and self.config.layerdrop and torch.rand(()) < self.config.layerdrop):
                 for index in range(step * inner, (step + 1) * inner):
-                    hidden_states = layers[index](hidden_states, attention_mask, index, scores, **kwargs)
-                    if self.config.residual_attention:
-                        hidden_states, scores = hidden_states
+                    out = layers[index](hidden_states, attention_mask, index, scores, **kwargs)
+                    hidden_states, scores = out if self.config.residual_attention else (out, None)
             keep = exit_policy(step, hidden_states) if exit_policy is not None else None
             if keep is not None and not bool(keep.all()):
                 if not bool(keep.any()):
@@ -808,8 +807,8 @@ class AlbertRecipesForSequenceClassification(AlbertRecipesPreTrainedModel):
         with `early_exit_classifiers` the loss is PABEE's: sum_i i * loss_i / sum_i i over the applications i."""
         self.config.check_early_exit()  # the settings are meant to be changed on a loaded model
         policy = None
-        if self.exit_classifiers is not None:
-            reference = input_ids if input_ids is not None else inputs_embeds
+        reference = input_ids if input_ids is not None else inputs_embeds
+        if self.exit_classifiers is not None and reference is not None:  # (no input: the base model says so)
             depth = kwargs.get("num_layers") or self.config.num_hidden_layers
             patience = 0 if self.training else self.config.early_exit_patience
             policy = _PatienceExit(self, len(reference), depth, patience, self.training, reference.device)
