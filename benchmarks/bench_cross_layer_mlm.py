@@ -53,7 +53,7 @@ def overrides(args: argparse.Namespace, name: str) -> list[str]:
     settings = {
         "output_dir": args.output_dir / name.split(" (")[0].replace(" ", "_"),
         "data.train_file": json.dumps([str(args.data / "valid.txt"), str(args.data / "test.txt")]),
-        "data.layout": "wikitext", "data.vocab_size": args.vocab_size, "data.max_seq_length": args.seq_length,
+        "data.layout": "wikitext", "data.cache_dir": args.output_dir / "cache", "data.vocab_size": args.vocab_size, "data.max_seq_length": args.seq_length,
         "model.preset": "tiny", "model.embedding_size": args.embedding_size, "model.hidden_size": args.hidden_size,
         "model.num_hidden_layers": args.layers, "model.num_attention_heads": args.heads,
         "model.intermediate_size": args.intermediate_size, "model.max_position_embeddings": max(128, args.seq_length),
@@ -123,7 +123,7 @@ def main(argv=None) -> list[dict]:
             raise SystemExit(f"unknown run {name!r}; choose from {list(RUNS)}")
         cfg = build_config(recipe.PretrainConfig, None, overrides(args, name))
         metrics = recipe.main(cfg)
-        rows.append({"run": name, **{k: v for k, v in metrics.items() if k.startswith("eval/")},
+        rows.append({"run": name, "output_dir": cfg.output_dir, **{k: v for k, v in metrics.items() if k.startswith("eval/")},
                      "seconds": metrics["train_seconds_this_run"], "tokens_per_s": metrics["train/tokens_per_s"],
                      "history": metrics["history"]})
     meta = {

@@ -40,10 +40,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="an already fine-tuned folder with early-exit heads: skip fine-tuning")
     parser.add_argument("--output-dir", type=Path, default=ROOT / "outputs" / "bench_early_exit")
     parser.add_argument("--results-dir", type=Path, default=RESULTS)
-    parser.add_argument("--hidden-size", type=int, default=128)
-    parser.add_argument("--embedding-size", type=int, default=128)
+    parser.add_argument("--hidden-size", type=int, default=64)
+    parser.add_argument("--embedding-size", type=int, default=64)
     parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--intermediate-size", type=int, default=512)
+    parser.add_argument("--intermediate-size", type=int, default=256)
     parser.add_argument("--layers", type=int, default=12, help="layer applications (one shared layer)")
     parser.add_argument("--layerdrop", type=float, default=0.1)
     parser.add_argument("--vocab-size", type=int, default=8000, help="Unigram tokenizer trained on SST-2 train")
@@ -79,8 +79,9 @@ def finetune(args: argparse.Namespace) -> Path:
         f"data.train_file={args.data / 'train.tsv'}", f"data.validation_file={args.data / 'dev.tsv'}",
         f"data.max_train_samples={args.train_samples}", f"data.max_eval_samples={args.eval_samples}",
         f"data.max_length={args.max_length}", "finetune.mode=full", "finetune.save_merged=false",
-        f"train.epochs={args.epochs}", f"train.batch_size={args.batch_size}", f"train.lr={args.learning_rate}",
-        f"train.torch_threads={args.threads}", f"train.seed={args.seed}", "train.log_every=100",
+        f"train.epochs={args.epochs}", f"train.batch_size={args.batch_size}", f"train.learning_rate={args.learning_rate}",
+        f"train.torch_threads={args.threads}", f"train.seed={args.seed}", "train.log_every=100", "train.save_every=0",
+        "train.overwrite_output_dir=true",
         f"output_dir={args.output_dir / 'finetune'}",
     ]
     cfg = build_config(recipe.FinetuneLoraConfig, ROOT / "recipes/configs/finetune_lora/sst2.yaml", overrides)

@@ -103,7 +103,9 @@ class ModelConfig:
                               "outputs/pretrain/small/final); empty: random init from model.preset"})
     preset: str = field(default="", metadata={"help": "random-init size (tiny, base, ...) when no name_or_path"})
     config_overrides: dict = field(default_factory=dict, metadata={"help": "AlbertRecipesConfig fields over the "
-                                   "preset, e.g. {hidden_size: 64}"})
+                                   "preset (or the pretrained config), e.g. {hidden_size: 64}, or {early_exit_classifiers: "
+                                   "true, layerdrop: 0.1} for PABEE early exit (exit heads trained and saved with the "
+                                   "adapter)"})
     tokenizer_path: str = field(default="", metadata={"help": "tokenizer folder; default: name_or_path's, or for a "
                                 "preset a Unigram tokenizer trained on the training text"})
     tokenizer_vocab_size: int = field(default=2000, metadata={"help": "vocab size when training that tokenizer"})
@@ -420,7 +422,7 @@ def build_model(cfg: FinetuneLoraConfig, tokenizer, label_names: list[str], num_
         head["problem_type"] = "regression"
     auto_model = AUTO_MODELS[cfg.data.task]
     if cfg.model.name_or_path:
-        model = auto_model.from_pretrained(cfg.model.name_or_path, **head)
+        model = auto_model.from_pretrained(cfg.model.name_or_path, **{**cfg.model.config_overrides, **head})
     else:
         config = albert_recipes.AlbertRecipesConfig.from_preset(
             cfg.model.preset, **{"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
@@ -639,8 +641,11 @@ def main(cfg: FinetuneLoraConfig) -> dict:
         # the base PEFT's AutoPeftModel... loads carries this task's head config (num_labels, label names)
         if not cfg.model.name_or_path or Path(cfg.model.name_or_path).is_dir():
             base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        modules_to_save = list(cfg.lora.modules_to_save)
+        if getattr(model.config, "early_exit_classifiers", False) and "exit_classifiers" not in modules_to_save:
+            modules_to_save.append("exit_classifiers")  # new heads: trained in full and saved with the adapter
         peft_config = lora_config(PEFT_TASK_TYPES[task], cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout,
-                                  cfg.lora.target_modules, cfg.lora.modules_to_save)
+                                  cfg.lora.target_modules, modules_to_save)
         model = get_peft_model(model, peft_config)
     trainable, total = count_parameters(model)
     logger.info("%s fine-tuning: %s of %s parameters trainable (%.2f%%)", cfg.finetune.mode, f"{trainable:,}",

@@ -63,11 +63,11 @@ def runs(tmp_path_factory) -> Path:
     write_wikitext(work / "wikitext" / "test.txt", 16, seed=1)
     early_exit = ["--data", work / "sst2", "--output-dir", work / "early_exit", "--results-dir", work / "results",
                   "--hidden-size", 16, "--embedding-size", 16, "--heads", 2, "--intermediate-size", 32, "--layers", 4,
-                  "--vocab-size", 60, "--epochs", 2, "--batch-size", 16, "--max-length", 16, "--patience", "1,2",
+                  "--vocab-size", 100, "--epochs", 2, "--batch-size", 16, "--max-length", 16, "--patience", "1,2",
                   "--repeats", 2]
     mlm = ["--data", work / "wikitext", "--output-dir", work / "mlm", "--results-dir", work / "results",
            "--hidden-size", 16, "--embedding-size", 8, "--heads", 2, "--intermediate-size", 32, "--layers", 3,
-           "--vocab-size", 80, "--seq-length", 32, "--batch-size", 8, "--steps", 4, "--eval-every", 2,
+           "--vocab-size", 120, "--seq-length", 32, "--batch-size", 8, "--steps", 4, "--eval-every", 2,
            "--eval-examples", 16]
     plan = [[str(ROOT / "benchmarks" / "bench_early_exit.py"), [str(a) for a in early_exit]],
             [str(ROOT / "benchmarks" / "bench_cross_layer_mlm.py"), [str(a) for a in mlm]]]

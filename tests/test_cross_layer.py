@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -533,3 +534,63 @@ def test_lora_trains_and_saves_the_exit_classifiers_with_the_adapter(tmp_path):
         again = reloaded(**inputs)
     torch.testing.assert_close(again.logits, expected.logits, atol=1e-6, rtol=1e-6)
     assert torch.equal(again.exit_layers, expected.exit_layers)
+
+
+# --- the recipes ------------------------------------------------------------------------------------------------
+
+
+def test_lora_recipe_trains_and_saves_the_exit_classifiers(tmp_path, tiny_tokenizer):
+    """`model.config_overrides={early_exit_classifiers: true}`: the recipe adds the exit classifiers to PEFT's
+    modules_to_save, so they train in full and are saved with the adapter; adapter and merged model exit alike."""
+    from accelerate.state import AcceleratorState, GradientState
+    from peft import AutoPeftModelForSequenceClassification
+    from safetensors.torch import load_file
+
+    from albert_recipes.cli import build_config
+    from recipe_runner import ROOT, load_recipe
+
+    recipe = load_recipe("finetune_lora")
+    overrides = ("model.config_overrides={embedding_size: 16, hidden_size: 32, num_attention_heads: 2, "
+                 "intermediate_size: 64, num_hidden_layers: 4, early_exit_classifiers: true, layerdrop: 0.1}")
+    cfg = build_config(recipe.FinetuneLoraConfig, ROOT / "recipes/configs/finetune_lora/debug.yaml", [
+        f"output_dir={tmp_path / 'out'}", f"model.tokenizer_path={tiny_tokenizer.name_or_path}", overrides,
+        "data.synthetic_examples=64", "train.epochs=1", "train.report_to=none"])
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    try:
+        recipe.main(cfg)
+    finally:
+        AcceleratorState._reset_state(True)
+        GradientState._reset_state()
+    out = Path(cfg.output_dir)
+    adapter_weights = load_file(out / "adapter" / "adapter_model.safetensors")
+    base_weights = load_file(out / "base" / "model.safetensors")
+    (key,) = [k for k in adapter_weights if "exit_classifiers.weight" in k]
+    assert adapter_weights[key].shape == (3, 2, 32)
+    assert not torch.equal(adapter_weights[key], base_weights["exit_classifiers.weight"]), "exit heads not trained"
+
+    adapter = AutoPeftModelForSequenceClassification.from_pretrained(out / "adapter").eval()
+    merged = AutoModelForSequenceClassification.from_pretrained(out / "merged").eval()
+    assert merged.config.early_exit_classifiers and merged.config.layerdrop == 0.1
+    texts = ["a fine and lovely day", "the worst, dull and grim", "it is what it is", "good"]
+    inputs = tiny_tokenizer(texts, padding=True, return_tensors="pt")
+    for model in (adapter, merged):
+        model.config.early_exit_patience = 1
+    with torch.no_grad():
+        from_adapter, from_merged = adapter(**inputs), merged(**inputs)
+    torch.testing.assert_close(from_merged.logits, from_adapter.logits, rtol=1e-4, atol=1e-5)
+    assert torch.equal(from_merged.exit_layers, from_adapter.exit_layers)
+    assert from_merged.exit_layers.min() >= 2
+
+
+def test_pretrain_recipe_reaches_the_flags_and_checks_layerdrop():
+    from albert_recipes.cli import ConfigError, build_config
+    from recipe_runner import load_recipe
+
+    recipe = load_recipe("pretrain")
+    cfg = build_config(recipe.PretrainConfig, None, ["model.residual_attention=true",
+                                                     "model.depth_weighted_average=true", "model.layerdrop=0.2"])
+    config = recipe.model_config(cfg.model, cfg.data.max_seq_length)
+    assert config.residual_attention and config.depth_weighted_average and config.layerdrop == 0.2
+    with pytest.raises(ConfigError, match=r"model.layerdrop=1.0 must be in \[0, 1\)"):
+        build_config(recipe.PretrainConfig, None, ["model.layerdrop=1.0"])
