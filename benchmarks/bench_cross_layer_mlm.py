@@ -45,6 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--eval-every", type=int, default=50)
     parser.add_argument("--eval-examples", type=int, default=512)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: fastest on a busy CPU)")
     parser.add_argument("--runs", default=",".join(RUNS), help="comma list of run names (default: all three)")
     return parser.parse_args(argv)
 
@@ -110,6 +111,9 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
     sys.path.insert(0, str(ROOT / "recipes"))
     import pretrain as recipe
 

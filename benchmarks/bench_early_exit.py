@@ -1,13 +1,13 @@
 """Batched early exit (PABEE) and elastic depth on SST-2 dev: accuracy, mean layer applications and wall time for
 patience 1..6 and fixed depths 1..12 against the full-depth model, in one run, batch 32.
 
-    python benchmarks/bench_early_exit.py                          # fine-tune (recipe, ~1 h on 2 CPU cores), measure
+    python benchmarks/bench_early_exit.py              # fine-tune (the recipe, 5-25 min on 2 busy CPU cores), measure
     python benchmarks/bench_early_exit.py --model outputs/bench_early_exit/finetune/model   # measure only
 
 The model is a 12-application ALBERT (one shared layer) with an exit classifier after every application, trained
 with PABEE's depth-weighted loss and LayerDrop by `recipes/finetune_lora.py` (full fine-tuning, random init, a
-Unigram tokenizer trained on SST-2 train). Width H=128 (E=128, 4 heads, FFN 512): a CPU-feasible size that still
-learns SST-2 from scratch in one epoch of the 67k training sentences; see --help for the knobs.
+Unigram tokenizer trained on SST-2 train). Width H=64 (E=64, 4 heads, FFN 256): small enough to fine-tune on one
+epoch of the 67k training sentences in minutes on a shared 2-core CPU; see --help for the knobs.
 
 Timing: every setting runs over the same padded dev batches (file order, batch 32); the settings are interleaved
 round-robin for --repeats rounds and the median is reported, so machine load affects all of them alike. Writes

@@ -79,25 +79,7 @@ def eager_attention_forward(
     dropout: float = 0.0,
     **kwargs,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # (B, heads, T, T)
-    return _attend(module, _masked(scores, attention_mask), value, dropout)
-
-
-def _masked(scores: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-    if attention_mask is not None and attention_mask.dtype == torch.bool:  # sdpa's format: True = attend
-        return scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-    if attention_mask is not None:  # additive: 0 = attend, dtype minimum = hidden
-        return scores + attention_mask
-    return scores
-
-
-def _attend(
-    module: nn.Module, scores: torch.Tensor, value: torch.Tensor, dropout: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    weights = nn.functional.softmax(scores, dim=-1)
-    weights = nn.functional.dropout(weights, p=dropout, training=module.training)
-    output = torch.matmul(weights, value).transpose(1, 2).contiguous()  # (B, T, heads, head_dim)
-    return output, weights
+    return residual_attention_forward(module, query, key, value, attention_mask, scaling, dropout)[:2]
 
 
 def residual_attention_forward(
@@ -111,12 +93,21 @@ def residual_attention_forward(
     residual_scores: torch.Tensor | None = None,
     **kwargs,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """RealFormer's attention (arXiv 2012.11747): eager attention whose raw scores get the previous layer's raw
-    scores added before the mask and softmax. Returns (output, weights, raw scores) so the sum travels on unmasked."""
+    """Eager attention; with `residual_scores`, RealFormer's (arXiv 2012.11747): the previous layer's raw scores are
+    added to this one's before the mask and softmax. Returns (output, weights, raw scores): the sum travels on
+    unmasked."""
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # (B, heads, T, T)
     if residual_scores is not None:
         scores = scores + residual_scores
-    return *_attend(module, _masked(scores, attention_mask), value, dropout), scores
+    masked = scores
+    if attention_mask is not None and attention_mask.dtype == torch.bool:  # sdpa's format: True = attend
+        masked = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+    elif attention_mask is not None:  # additive: 0 = attend, dtype minimum = hidden
+        masked = scores + attention_mask
+    weights = nn.functional.softmax(masked, dim=-1)
+    weights = nn.functional.dropout(weights, p=dropout, training=module.training)
+    output = torch.matmul(weights, value).transpose(1, 2).contiguous()  # (B, T, heads, head_dim)
+    return output, weights, scores
 
 
 class AlbertRecipesEmbeddings(nn.Module):
