@@ -120,6 +120,17 @@ def test_num_layers_outside_the_depth_raises(num_layers):
         build("AlbertRecipesModel")(**batch(), num_layers=num_layers)
 
 
+def test_early_exit_refuses_packed_rows_but_takes_plain_position_ids():
+    model = build(early_exit_classifiers=True, early_exit_patience=1)
+    inputs = batch(rows=2, length=8)
+    plain = torch.arange(8).expand(2, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(model(**inputs, position_ids=plain).logits, model(**inputs).logits)
+    packed = torch.tensor([[0, 1, 2, 3, 0, 1, 2, 3]] * 2)  # two examples per row
+    with pytest.raises(ValueError, match="one example per row"):
+        model(**inputs, position_ids=packed)
+
+
 # --- each flag changes outputs and trains ----------------------------------------------------------------------
 
 

@@ -800,6 +800,11 @@ class AlbertRecipesForSequenceClassification(AlbertRecipesPreTrainedModel):
         policy = None
         reference = input_ids if input_ids is not None else inputs_embeds
         if self.exit_classifiers is not None and reference is not None:  # (no input: the base model says so)
+            if _reads_values(position_ids) and _packed_sequences(position_ids, len(reference)) is not None:
+                raise ValueError(
+                    "early_exit_classifiers need one example per row; these position_ids restart inside a row "
+                    "(packed sequences): unpack them, or use a model without early_exit_classifiers"
+                )
             depth = kwargs.get("num_layers") or self.config.num_hidden_layers
             patience = 0 if self.training else self.config.early_exit_patience
             policy = _PatienceExit(self, len(reference), depth, patience, self.training, reference.device)
