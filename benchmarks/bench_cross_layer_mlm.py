@@ -54,7 +54,8 @@ def overrides(args: argparse.Namespace, name: str) -> list[str]:
     settings = {
         "output_dir": args.output_dir / name.split(" (")[0].replace(" ", "_"),
         "data.train_file": json.dumps([str(args.data / "valid.txt"), str(args.data / "test.txt")]),
-        "data.layout": "wikitext", "data.cache_dir": args.output_dir / "cache", "data.vocab_size": args.vocab_size, "data.max_seq_length": args.seq_length,
+        "data.layout": "wikitext", "data.cache_dir": args.output_dir / "cache", "data.vocab_size": args.vocab_size,
+        "data.max_seq_length": args.seq_length,
         "model.preset": "tiny", "model.embedding_size": args.embedding_size, "model.hidden_size": args.hidden_size,
         "model.num_hidden_layers": args.layers, "model.num_attention_heads": args.heads,
         "model.intermediate_size": args.intermediate_size, "model.max_position_embeddings": max(128, args.seq_length),
@@ -121,13 +122,16 @@ def main(argv=None) -> list[dict]:
     from albert_recipes.io_utils import atomic_write_text
 
     load_start = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    names = args.runs.split(",")
+    unknown = [name for name in names if name not in RUNS]
+    if unknown:  # before any run starts
+        raise SystemExit(f"unknown run(s) {unknown}; choose from {list(RUNS)}")
     rows = []
-    for name in args.runs.split(","):
-        if name not in RUNS:
-            raise SystemExit(f"unknown run {name!r}; choose from {list(RUNS)}")
+    for name in names:
         cfg = build_config(recipe.PretrainConfig, None, overrides(args, name))
         metrics = recipe.main(cfg)
-        rows.append({"run": name, "output_dir": cfg.output_dir, **{k: v for k, v in metrics.items() if k.startswith("eval/")},
+        evaluation = {k: v for k, v in metrics.items() if k.startswith("eval/")}
+        rows.append({"run": name, "output_dir": cfg.output_dir, **evaluation,
                      "seconds": metrics["train_seconds_this_run"], "tokens_per_s": metrics["train/tokens_per_s"],
                      "history": metrics["history"]})
     meta = {

@@ -20,14 +20,13 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/harness.py, also under runpy
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_SPEEDUP, TARGET_LOSS_POINTS = 1.5, 0.5
 
@@ -79,7 +78,8 @@ def finetune(args: argparse.Namespace) -> Path:
         f"data.train_file={args.data / 'train.tsv'}", f"data.validation_file={args.data / 'dev.tsv'}",
         f"data.max_train_samples={args.train_samples}", f"data.max_eval_samples={args.eval_samples}",
         f"data.max_length={args.max_length}", "finetune.mode=full", "finetune.save_merged=false",
-        f"train.epochs={args.epochs}", f"train.batch_size={args.batch_size}", f"train.learning_rate={args.learning_rate}",
+        f"train.epochs={args.epochs}", f"train.batch_size={args.batch_size}",
+        f"train.learning_rate={args.learning_rate}",
         f"train.torch_threads={args.threads}", f"train.seed={args.seed}", "train.log_every=100", "train.save_every=0",
         "train.overwrite_output_dir=true",
         f"output_dir={args.output_dir / 'finetune'}",
@@ -105,36 +105,39 @@ def dev_batches(tokenizer, path: Path, batch_size: int, max_length: int, limit: 
     return batches, labels
 
 
-def run_setting(model, batches: list[dict], patience: int, num_layers: int | None) -> tuple[list[int], list[int], float]:
-    """Predictions, exit depths and seconds for one pass over `batches`."""
+def run_setting(model, batches: list[dict], patience: int, num_layers: int | None) -> tuple[list[int], list[int]]:
+    """Predictions and exit depths of one pass over `batches`."""
     model.config.early_exit_patience = patience
     predictions, depths = [], []
-    start = time.perf_counter()
     with torch.inference_mode():
         for batch in batches:
             out = model(**batch, num_layers=num_layers)
             predictions += out.logits.argmax(-1).tolist()
             depths += out.exit_layers.tolist()
-    return predictions, depths, time.perf_counter() - start
+    return predictions, depths
 
 
 def measure(model, batches: list[dict], labels: list[int], settings: list[tuple[str, int, int | None]],
             repeats: int, batch_size: int) -> list[dict]:
-    """Interleaved rounds over all settings; accuracy and depths from the first round, the median time of all."""
-    times: dict[str, list[float]] = {name: [] for name, _, _ in settings}
+    """Interleaved rounds over all settings (harness.interleave: rotated order, so no setting always runs first or
+    last); accuracy and depths of every round must agree; the median time of all rounds."""
+    import harness
+
     first: dict[str, tuple[list[int], list[int]]] = {}
-    run_setting(model, batches[:2], 0, None)  # warm-up (allocator, kernels)
-    for round_index in range(repeats):
-        shift = round_index % len(settings)  # rotate the order so no setting always runs first or last
-        for name, patience, num_layers in settings[shift:] + settings[:shift]:
-            predictions, depths, seconds = run_setting(model, batches, patience, num_layers)
-            times[name].append(seconds)
-            if name in first and first[name] != (predictions, depths):
+
+    def runner(name: str, patience: int, num_layers: int | None):
+        def run() -> None:
+            result = run_setting(model, batches, patience, num_layers)
+            if first.setdefault(name, result) != result:
                 raise RuntimeError(f"{name}: predictions changed between rounds")
-            first[name] = (predictions, depths)
+        return run
+
+    run_setting(model, batches[:2], 0, None)  # warm-up (allocator, kernels)
+    times = harness.interleave({setting[0]: runner(*setting) for setting in settings}, repeats,
+                               warmup=0, progress=False)
     rows = []
     for name, patience, num_layers in settings:
-        predictions, depths = first[name]
+        predictions, depths, spread = *first[name], harness.spread(times[name])
         # what the original PABEE costs in a batch: every row runs until the batch's slowest row exits
         waited = [max(depths[i : i + batch_size]) for i in range(0, len(depths), batch_size)]
         rows.append({
@@ -143,8 +146,7 @@ def measure(model, batches: list[dict], labels: list[int], settings: list[tuple[
             "mean_layers": sum(depths) / len(depths),
             "mean_layers_if_batch_waits": sum(w * len(depths[i * batch_size : (i + 1) * batch_size])
                                               for i, w in enumerate(waited)) / len(depths),
-            "seconds": statistics.median(times[name]), "seconds_min": min(times[name]),
-            "seconds_max": max(times[name]),
+            "seconds": spread["median"], "seconds_min": spread["min"], "seconds_max": spread["max"],
         })
     full = next(row for row in rows if row["setting"] == "full depth")
     for row in rows:

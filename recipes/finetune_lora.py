@@ -103,9 +103,9 @@ class ModelConfig:
                               "outputs/pretrain/small/final); empty: random init from model.preset"})
     preset: str = field(default="", metadata={"help": "random-init size (tiny, base, ...) when no name_or_path"})
     config_overrides: dict = field(default_factory=dict, metadata={"help": "AlbertRecipesConfig fields over the "
-                                   "preset (or the pretrained config), e.g. {hidden_size: 64}, or {early_exit_classifiers: "
-                                   "true, layerdrop: 0.1} for PABEE early exit (exit heads trained and saved with the "
-                                   "adapter)"})
+                                   "preset (or the pretrained config), e.g. {hidden_size: 64}, or "
+                                   "{early_exit_classifiers: true, layerdrop: 0.1} for PABEE early exit (exit heads "
+                                   "trained and saved with the adapter)"})
     tokenizer_path: str = field(default="", metadata={"help": "tokenizer folder; default: name_or_path's, or for a "
                                 "preset a Unigram tokenizer trained on the training text"})
     tokenizer_vocab_size: int = field(default=2000, metadata={"help": "vocab size when training that tokenizer"})

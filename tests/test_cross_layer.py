@@ -355,7 +355,8 @@ def test_layerdrop_skips_whole_applications_in_training_only():
             if kept:
                 torch.testing.assert_close(out, model(**inputs, num_layers=kept).last_hidden_state, atol=0, rtol=0)
             else:
-                projected = model.encoder.embedding_hidden_mapping_in(model.embeddings(inputs["input_ids"], None, None, None))
+                embedded = model.embeddings(inputs["input_ids"], None, None, None)
+                projected = model.encoder.embedding_hidden_mapping_in(embedded)
                 torch.testing.assert_close(out, projected, atol=0, rtol=0)
         assert torch.equal(model(**inputs).last_hidden_state, eval_out)
     assert len(kept_counts) > 2 and max(kept_counts) <= 6

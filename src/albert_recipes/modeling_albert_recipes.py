@@ -461,7 +461,9 @@ def _packed_sequences(position_ids: torch.Tensor | None, batch_size: int) -> tor
 
 def _check_num_layers(config: AlbertRecipesConfig, num_layers: int | None) -> None:
     if num_layers is not None and (
-        not isinstance(num_layers, int) or isinstance(num_layers, bool) or not 1 <= num_layers <= config.num_hidden_layers
+        not isinstance(num_layers, int)
+        or isinstance(num_layers, bool)
+        or not 1 <= num_layers <= config.num_hidden_layers
     ):
         raise ValueError(
             f"num_layers must be an integer in 1..num_hidden_layers={config.num_hidden_layers} (how many layer "
