@@ -88,6 +88,9 @@ NON_NEGATIVE_ZERO = {"data.max_train_samples": "all", "data.max_eval_samples": "
                      "train.eval_every": "at each epoch's end", "train.save_every": "only the best checkpoints",
                      "train.keep_last": "keep all", "train.torch_threads": "torch's default",
                      "train.weight_decay": "no decay", "train.max_grad_norm": "no clipping"}
+# AlbertRecipesConfig fields that model.config_overrides may set over a pretrained model: they add early-exit heads
+# or change training, never the shape of a pretrained weight
+PRETRAINED_OVERRIDES = ("early_exit_classifiers", "early_exit_patience", "early_exit_threshold", "layerdrop")
 AUTO_MODELS = {
     "sequence_classification": AutoModelForSequenceClassification,
     "token_classification": AutoModelForTokenClassification,
@@ -103,9 +106,9 @@ class ModelConfig:
                               "outputs/pretrain/small/final); empty: random init from model.preset"})
     preset: str = field(default="", metadata={"help": "random-init size (tiny, base, ...) when no name_or_path"})
     config_overrides: dict = field(default_factory=dict, metadata={"help": "AlbertRecipesConfig fields over the "
-                                   "preset (or the pretrained config), e.g. {hidden_size: 64}, or "
-                                   "{early_exit_classifiers: true, layerdrop: 0.1} for PABEE early exit (exit heads "
-                                   "trained and saved with the adapter)"})
+                                   "preset, e.g. {hidden_size: 64}; over a pretrained model only "
+                                   f"{', '.join(PRETRAINED_OVERRIDES)} apply, e.g. {{early_exit_classifiers: true, "
+                                   "layerdrop: 0.1}: PABEE early exit, its heads trained and saved with the adapter"})
     tokenizer_path: str = field(default="", metadata={"help": "tokenizer folder; default: name_or_path's, or for a "
                                 "preset a Unigram tokenizer trained on the training text"})
     tokenizer_vocab_size: int = field(default=2000, metadata={"help": "vocab size when training that tokenizer"})
@@ -422,7 +425,9 @@ def build_model(cfg: FinetuneLoraConfig, tokenizer, label_names: list[str], num_
         head["problem_type"] = "regression"
     auto_model = AUTO_MODELS[cfg.data.task]
     if cfg.model.name_or_path:
-        model = auto_model.from_pretrained(cfg.model.name_or_path, **{**cfg.model.config_overrides, **head})
+        # over pretrained weights only the fields that add to them apply (sizes come from the checkpoint)
+        extensions = {k: v for k, v in cfg.model.config_overrides.items() if k in PRETRAINED_OVERRIDES}
+        model = auto_model.from_pretrained(cfg.model.name_or_path, **{**extensions, **head})
     else:
         config = albert_recipes.AlbertRecipesConfig.from_preset(
             cfg.model.preset, **{"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,

@@ -606,3 +606,37 @@ def test_pretrain_recipe_reaches_the_flags_and_checks_layerdrop():
     assert config.residual_attention and config.depth_weighted_average and config.layerdrop == 0.2
     with pytest.raises(ConfigError, match=r"model.layerdrop=1.0 must be in \[0, 1\)"):
         build_config(recipe.PretrainConfig, None, ["model.layerdrop=1.0"])
+
+
+def test_lora_recipe_adds_exit_classifiers_to_a_pretrained_model(tmp_path, tiny_tokenizer):
+    """Over a pretrained `model.name_or_path`, config_overrides set only the extension fields (sizes come from the
+    checkpoint): early-exit heads are added, trained with the adapter and saved."""
+    from accelerate.state import AcceleratorState, GradientState
+    from peft import AutoPeftModelForSequenceClassification
+
+    from albert_recipes.cli import build_config
+    from recipe_runner import ROOT, load_recipe
+
+    pretrained = tmp_path / "pretrained"
+    build("AlbertRecipesForMaskedLM", seed=3, vocab_size=len(tiny_tokenizer),
+          pad_token_id=tiny_tokenizer.pad_token_id).save_pretrained(pretrained)
+    tiny_tokenizer.save_pretrained(pretrained)
+    recipe = load_recipe("finetune_lora")
+    cfg = build_config(recipe.FinetuneLoraConfig, ROOT / "recipes/configs/finetune_lora/debug.yaml", [
+        f"output_dir={tmp_path / 'out'}", "model.preset=", f"model.name_or_path={pretrained}",
+        "model.config_overrides={hidden_size: 64, early_exit_classifiers: true, early_exit_patience: 1}",
+        "data.synthetic_examples=32", "train.epochs=1", "train.report_to=none", "finetune.save_merged=false"])
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    try:
+        recipe.main(cfg)
+    finally:
+        AcceleratorState._reset_state(True)
+        GradientState._reset_state()
+    adapter = AutoPeftModelForSequenceClassification.from_pretrained(tmp_path / "out" / "adapter").eval()
+    config = adapter.config
+    assert config.hidden_size == SMALL["hidden_size"]  # the checkpoint's size, not the override's
+    assert config.early_exit_classifiers and config.early_exit_patience == 1
+    with torch.no_grad():
+        out = adapter(**tiny_tokenizer(["a fine day", "dull and grim"], padding=True, return_tensors="pt"))
+    assert out.exit_layers.min() >= 2  # patience 1: the earliest exit is after application 2
