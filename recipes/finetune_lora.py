@@ -88,6 +88,9 @@ NON_NEGATIVE_ZERO = {"data.max_train_samples": "all", "data.max_eval_samples": "
                      "train.eval_every": "at each epoch's end", "train.save_every": "only the best checkpoints",
                      "train.keep_last": "keep all", "train.torch_threads": "torch's default",
                      "train.weight_decay": "no decay", "train.max_grad_norm": "no clipping"}
+# AlbertRecipesConfig fields that model.config_overrides may set over a pretrained model: they add early-exit heads
+# or change training, never the shape of a pretrained weight
+PRETRAINED_OVERRIDES = ("early_exit_classifiers", "early_exit_patience", "early_exit_threshold", "layerdrop")
 AUTO_MODELS = {
     "sequence_classification": AutoModelForSequenceClassification,
     "token_classification": AutoModelForTokenClassification,
@@ -103,7 +106,9 @@ class ModelConfig:
                               "outputs/pretrain/small/final); empty: random init from model.preset"})
     preset: str = field(default="", metadata={"help": "random-init size (tiny, base, ...) when no name_or_path"})
     config_overrides: dict = field(default_factory=dict, metadata={"help": "AlbertRecipesConfig fields over the "
-                                   "preset, e.g. {hidden_size: 64}"})
+                                   "preset, e.g. {hidden_size: 64}; over a pretrained model only "
+                                   f"{', '.join(PRETRAINED_OVERRIDES)} apply, e.g. {{early_exit_classifiers: true, "
+                                   "layerdrop: 0.1}: PABEE early exit, its heads trained and saved with the adapter"})
     tokenizer_path: str = field(default="", metadata={"help": "tokenizer folder; default: name_or_path's, or for a "
                                 "preset a Unigram tokenizer trained on the training text"})
     tokenizer_vocab_size: int = field(default=2000, metadata={"help": "vocab size when training that tokenizer"})
@@ -420,7 +425,9 @@ def build_model(cfg: FinetuneLoraConfig, tokenizer, label_names: list[str], num_
         head["problem_type"] = "regression"
     auto_model = AUTO_MODELS[cfg.data.task]
     if cfg.model.name_or_path:
-        model = auto_model.from_pretrained(cfg.model.name_or_path, **head)
+        # over pretrained weights only the fields that add to them apply (sizes come from the checkpoint)
+        extensions = {k: v for k, v in cfg.model.config_overrides.items() if k in PRETRAINED_OVERRIDES}
+        model = auto_model.from_pretrained(cfg.model.name_or_path, **{**extensions, **head})
     else:
         config = albert_recipes.AlbertRecipesConfig.from_preset(
             cfg.model.preset, **{"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
@@ -639,8 +646,11 @@ def main(cfg: FinetuneLoraConfig) -> dict:
         # the base PEFT's AutoPeftModel... loads carries this task's head config (num_labels, label names)
         if not cfg.model.name_or_path or Path(cfg.model.name_or_path).is_dir():
             base_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        modules_to_save = list(cfg.lora.modules_to_save)
+        if getattr(model.config, "early_exit_classifiers", False) and "exit_classifiers" not in modules_to_save:
+            modules_to_save.append("exit_classifiers")  # new heads: trained in full and saved with the adapter
         peft_config = lora_config(PEFT_TASK_TYPES[task], cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout,
-                                  cfg.lora.target_modules, cfg.lora.modules_to_save)
+                                  cfg.lora.target_modules, modules_to_save)
         model = get_peft_model(model, peft_config)
     trainable, total = count_parameters(model)
     logger.info("%s fine-tuning: %s of %s parameters trainable (%.2f%%)", cfg.finetune.mode, f"{trainable:,}",

@@ -83,6 +83,12 @@ class ModelSettings:
         default=True, metadata={"help": "decode only the masked positions in training (same loss, less time and "
                                 "memory); the exported config turns it off again"},
     )
+    residual_attention: bool = field(default=False, metadata={"help": "ours: RealFormer residual attention scores "
+                                     "(eager attention only; see AlbertRecipesConfig)"})
+    depth_weighted_average: bool = field(default=False, metadata={"help": "ours: DenseFormer depth-weighted "
+                                         "average of earlier layer outputs"})
+    layerdrop: float = field(default=0.0, metadata={"help": "ours: probability of skipping a whole layer "
+                             "application in training, in [0, 1)"})
 
 
 @dataclass
@@ -176,6 +182,8 @@ class PretrainConfig:
         t, d = self.train, self.data
         if self.model.preset not in PRESETS:
             raise ConfigError(f"model.preset={self.model.preset!r} is unknown; choose one of {sorted(PRESETS)}")
+        if not 0.0 <= self.model.layerdrop < 1.0:
+            raise ConfigError(f"model.layerdrop={self.model.layerdrop} must be in [0, 1) (a skip probability)")
         for path in d.train_file:
             if not Path(path).is_file():
                 raise ConfigError(f"data.train_file: file not found: {path}")

@@ -65,6 +65,28 @@ class AlbertRecipesConfig(PretrainedConfig):
         sparse_mlm_prediction (extension): when the masked-LM heads get `labels`, compute the vocabulary logits only
             at the labelled (masked) positions; `prediction_logits`/`logits` are then `(num_masked, vocab_size)`.
             Saves most of the head's time and memory in pretraining; the loss is identical.
+
+    Cross-layer extensions (ours, not the paper's; all off by default, and off they change nothing). A "layer
+    application" is one of the `num_hidden_layers` steps in depth (one pass through a group's `inner_group_num`
+    layers):
+        residual_attention: RealFormer (He et al. 2020, arXiv 2012.11747): each layer adds the raw (pre-mask,
+            pre-softmax) attention scores of the layer run before it to its own; the mask is applied after the sum
+            and the unmasked sum is passed on. No new parameters. Needs the scores, so it always runs the eager
+            attention kernel (with `sdpa`/flash configured, it warns once and uses eager).
+        depth_weighted_average: DenseFormer (Pagliardini et al. 2024, arXiv 2402.02622): the input of application
+            i + 1 is a learned weighted sum of the projected embeddings and the outputs of applications 1..i,
+            initialised to the identity (weight 1 on the newest output), so it starts as the plain model.
+        layerdrop: LayerDrop (Fan et al. 2019, arXiv 1909.11556): in training, skip each whole application with this
+            probability, so the model stays accurate at the shallower depths the `num_layers` forward keyword (any
+            model class) runs. In [0, 1).
+        early_exit_classifiers: PABEE (Zhou et al. 2020, arXiv 2006.04152), sequence classification only: a
+            classifier after every application (the last one is the usual `classifier`), trained with PABEE's
+            depth-weighted loss.
+        early_exit_patience: at inference, a row stops once its prediction has not changed for this many consecutive
+            applications; stopped rows leave the running batch. 0 = always full depth. Needs
+            `early_exit_classifiers`.
+        early_exit_threshold: regression (`num_labels=1`): a prediction counts as unchanged when it moved by at most
+            this much. Non-negative.
     """
 
     model_type = "albert_recipes"
@@ -93,6 +115,12 @@ class AlbertRecipesConfig(PretrainedConfig):
         tie_word_embeddings: bool = True,
         # --- extensions (not in the paper; defaults keep the paper's model) ---
         sparse_mlm_prediction: bool = False,
+        residual_attention: bool = False,
+        depth_weighted_average: bool = False,
+        layerdrop: float = 0.0,
+        early_exit_classifiers: bool = False,
+        early_exit_patience: int = 0,
+        early_exit_threshold: float = 0.0,
         **kwargs,
     ):
         self.vocab_size = vocab_size
@@ -112,6 +140,12 @@ class AlbertRecipesConfig(PretrainedConfig):
         self.layer_norm_eps = layer_norm_eps
         self.classifier_dropout_prob = classifier_dropout_prob
         self.sparse_mlm_prediction = sparse_mlm_prediction
+        self.residual_attention = residual_attention
+        self.depth_weighted_average = depth_weighted_average
+        self.layerdrop = layerdrop
+        self.early_exit_classifiers = early_exit_classifiers
+        self.early_exit_patience = early_exit_patience
+        self.early_exit_threshold = early_exit_threshold
         super().__init__(
             pad_token_id=pad_token_id,
             bos_token_id=bos_token_id,
@@ -168,6 +202,23 @@ class AlbertRecipesConfig(PretrainedConfig):
             raise ValueError(f"initializer_range must be positive, got {self.initializer_range!r}")
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(f"pad_token_id ({self.pad_token_id}) must be in [0, vocab_size={self.vocab_size})")
+        if not 0.0 <= self.layerdrop < 1.0:
+            raise ValueError(f"layerdrop must be in [0, 1) (the probability of skipping an application), "
+                             f"got {self.layerdrop!r}")
+        self.check_early_exit()
+
+    def check_early_exit(self) -> None:
+        """The early-exit settings, checked again at every forward since they are meant to be changed on a loaded
+        model (`model.config.early_exit_patience = 2`)."""
+        patience = self.early_exit_patience
+        if not isinstance(patience, int) or isinstance(patience, bool) or patience < 0:
+            raise ValueError(f"early_exit_patience must be a non-negative integer (0 = always full depth), "
+                             f"got {patience!r}")
+        if patience > 0 and not self.early_exit_classifiers:
+            raise ValueError(f"early_exit_patience={patience} needs early_exit_classifiers=True (a classifier after "
+                             "every layer application, trained with them)")
+        if not self.early_exit_threshold >= 0:
+            raise ValueError(f"early_exit_threshold must be >= 0, got {self.early_exit_threshold!r}")
 
     @classmethod
     def get_config_dict(cls, *args, **kwargs):

@@ -5,7 +5,9 @@ weights for `trust_remote_code=True`; it works with transformers 5.0 and later. 
 stock ALBERT, so checkpoints load both ways. What the paper defines: factorized embeddings (vocab -> E -> H),
 cross-layer parameter sharing (`num_hidden_groups` groups of `inner_group_num` layers, applied `num_hidden_layers`
 times), MLM + sentence-order prediction heads. What this file adds: activation checkpointing (the stock model refuses
-it), early input checks with clear errors, and the opt-in `sparse_mlm_prediction` head.
+it), early input checks with clear errors, the opt-in `sparse_mlm_prediction` head, and the opt-in cross-layer
+extensions (see the config): RealFormer residual attention, DenseFormer depth-weighted averaging, elastic depth
+(`num_layers`) with LayerDrop, and PABEE early exit that drops finished rows from the running batch.
 
 transformers 5 conventions: attention through `ALL_ATTENTION_FUNCTIONS.get_interface` (so `set_attn_implementation`
 works), masks from `masking_utils`, hidden states and attentions recorded by hooks (`_can_record_outputs` +
@@ -38,7 +40,7 @@ from transformers.modeling_outputs import (
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.processing_utils import Unpack
 from transformers.pytorch_utils import apply_chunking_to_forward
-from transformers.utils import ModelOutput, TransformersKwargs
+from transformers.utils import ModelOutput, TransformersKwargs, logging
 from transformers.utils.generic import can_return_tuple
 
 try:  # newer transformers
@@ -48,6 +50,8 @@ except ImportError:  # transformers 5.0: the same hook-based recording, under it
     from transformers.utils.generic import check_model_inputs as capture_outputs
 
 from .configuration_albert_recipes import AlbertRecipesConfig
+
+logger = logging.get_logger(__name__)
 
 # Newer transformers let the caller forbid the mask-content check (`mask.all()`, a host sync on an accelerator)
 _MASK_SKIP_IS_OPTIONAL = "allow_is_bidirectional_skip" in inspect.signature(create_bidirectional_mask).parameters
@@ -75,15 +79,35 @@ def eager_attention_forward(
     dropout: float = 0.0,
     **kwargs,
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    return residual_attention_forward(module, query, key, value, attention_mask, scaling, dropout)[:2]
+
+
+def residual_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    residual_scores: torch.Tensor | None = None,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eager attention; with `residual_scores`, RealFormer's (arXiv 2012.11747): the previous layer's raw scores are
+    added to this one's before the mask and softmax. Returns (output, weights, raw scores): the sum travels on
+    unmasked."""
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling  # (B, heads, T, T)
+    if residual_scores is not None:
+        scores = scores + residual_scores
+    masked = scores
     if attention_mask is not None and attention_mask.dtype == torch.bool:  # sdpa's format: True = attend
-        scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+        masked = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
     elif attention_mask is not None:  # additive: 0 = attend, dtype minimum = hidden
-        scores = scores + attention_mask
-    weights = nn.functional.softmax(scores, dim=-1)
+        masked = scores + attention_mask
+    weights = nn.functional.softmax(masked, dim=-1)
     weights = nn.functional.dropout(weights, p=dropout, training=module.training)
     output = torch.matmul(weights, value).transpose(1, 2).contiguous()  # (B, T, heads, head_dim)
-    return output, weights
+    return output, weights, scores
 
 
 class AlbertRecipesEmbeddings(nn.Module):
@@ -142,27 +166,36 @@ class AlbertRecipesAttention(nn.Module):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         application_index: int = 0,
+        residual_scores: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """`application_index`: which application of this shared layer runs (per-application state keys on it)."""
+    ) -> tuple[torch.Tensor, torch.Tensor | None] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`application_index`: which application of this shared layer runs (per-application state keys on it).
+        With `config.residual_attention`, `residual_scores` are the raw scores of the layer run before this one, and
+        the raw scores of this one come back as a third output."""
         batch, seq_len, _ = hidden_states.shape
         heads_shape = (batch, seq_len, -1, self.head_dim)
         query = self.query(hidden_states).view(heads_shape).transpose(1, 2)  # (B, heads, T, head_dim)
         key = self.key(hidden_states).view(heads_shape).transpose(1, 2)
         value = self.value(hidden_states).view(heads_shape).transpose(1, 2)
 
-        context, weights = self.kernel(kwargs.get("output_attentions", False))(
-            self,
-            query,
-            key,
-            value,
-            attention_mask,
-            dropout=self.attention_dropout.p if self.training else 0.0,
-            scaling=self.scaling,
-            **kwargs,
-        )
+        dropout = self.attention_dropout.p if self.training else 0.0
+        if self.config.residual_attention:
+            if self.config._attn_implementation not in (None, "eager"):
+                logger.warning_once(
+                    f"residual_attention needs the raw attention scores, which only eager attention computes: using "
+                    f"eager instead of {self.config._attn_implementation!r}"
+                )
+            context, weights, scores = residual_attention_forward(
+                self, query, key, value, attention_mask, self.scaling, dropout, residual_scores
+            )
+        else:
+            context, weights = self.kernel(kwargs.get("output_attentions", False))(
+                self, query, key, value, attention_mask, dropout=dropout, scaling=self.scaling, **kwargs
+            )
         context = context.reshape(batch, seq_len, -1)  # (B, T, H)
         output = self.LayerNorm(hidden_states + self.output_dropout(self.dense(context)))
+        if self.config.residual_attention:
+            return output, weights, scores  # scores: (B, heads, T, T), summed over the layers so far, unmasked
         return output, weights  # weights: (B, heads, T, T), or None from kernels that do not materialise them
 
     def kernel(self, output_attentions: bool = False) -> Callable:
@@ -195,14 +228,19 @@ class AlbertRecipesLayer(GradientCheckpointingLayer):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         application_index: int = 0,
+        residual_scores: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
-    ) -> torch.Tensor:
-        attention_output, _ = self.attention(hidden_states, attention_mask, application_index, **kwargs)  # (B, T, H)
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """With `config.residual_attention`, returns (hidden states, raw attention scores) for the next layer; pass
+        `residual_scores` positionally so reentrant activation checkpointing propagates their gradient too."""
+        attended = self.attention(hidden_states, attention_mask, application_index, residual_scores, **kwargs)
+        attention_output = attended[0]  # (B, T, H)
         if self.chunk_size_feed_forward:  # run it in sequence chunks to save memory (same result)
             ffn_output = apply_chunking_to_forward(self.feed_forward, self.chunk_size_feed_forward, 1, attention_output)
         else:
             ffn_output = self.feed_forward(attention_output)
-        return self.full_layer_layer_norm(self.dropout(ffn_output) + attention_output)  # (B, T, H)
+        output = self.full_layer_layer_norm(self.dropout(ffn_output) + attention_output)  # (B, T, H)
+        return (output, attended[2]) if self.attention.config.residual_attention else output
 
     def feed_forward(self, attention_output: torch.Tensor) -> torch.Tensor:
         return self.ffn_output(self.activation(self.ffn(attention_output)))  # (B, T, H) -> (B, T, I) -> (B, T, H)
@@ -214,8 +252,39 @@ class AlbertRecipesLayerGroup(nn.Module):
         self.albert_layers = nn.ModuleList([AlbertRecipesLayer(config) for _ in range(config.inner_group_num)])
 
 
+class AlbertRecipesDepthWeights(nn.Module):
+    """DenseFormer's depth-weighted average (arXiv 2402.02622): after application i (0-based) the next input is
+    sum_j weight[i, j] * x_j over x_0 (the projected embeddings) .. x_{i+1} (the newest output). Row i uses its
+    first i + 2 entries; initialised to the identity (1 on the newest output), i.e. the plain model."""
+
+    def __init__(self, config: AlbertRecipesConfig):
+        super().__init__()
+        depth = config.num_hidden_layers
+        self.weight = nn.Parameter(self.identity(depth))  # (L - 1, L)
+
+    @staticmethod
+    def identity(depth: int) -> torch.Tensor:
+        return torch.eye(depth)[1:]  # row i: 1 at column i + 1
+
+    def forward(self, index: int, outputs: list[torch.Tensor]) -> torch.Tensor:
+        weights = self.weight[index, : len(outputs)].to(outputs[0].dtype)  # (i + 2,)
+        return torch.einsum("j,j...->...", weights, torch.stack(outputs))  # (i + 2, B, T, H) -> (B, T, H)
+
+
+def _select_rows(value, keep: torch.Tensor, batch: int):
+    """`value` narrowed to the rows in `keep` where it has the running batch as its first dimension (hidden states,
+    masks, scores, per-row keyword tensors); lists and dicts element-wise; everything else as it is."""
+    if isinstance(value, torch.Tensor) and value.dim() and value.shape[0] == batch:
+        return value[keep]
+    if isinstance(value, list):
+        return [_select_rows(v, keep, batch) for v in value]
+    if isinstance(value, dict):
+        return {k: _select_rows(v, keep, batch) for k, v in value.items()}
+    return value
+
+
 class AlbertRecipesTransformer(nn.Module):
-    """Projects E -> H once, then applies the shared layer groups `num_hidden_layers` times."""
+    """Projects E -> H once, then applies the shared layer groups `num_hidden_layers` times (or `num_layers`)."""
 
     def __init__(self, config: AlbertRecipesConfig):
         super().__init__()
@@ -224,6 +293,7 @@ class AlbertRecipesTransformer(nn.Module):
         self.albert_layer_groups = nn.ModuleList(
             [AlbertRecipesLayerGroup(config) for _ in range(config.num_hidden_groups)]
         )
+        self.depth_weights = AlbertRecipesDepthWeights(config) if config.depth_weighted_average else None
 
     def layer_applications(self) -> list[AlbertRecipesLayer]:
         """The layers in the order they run: depth d uses group d // (L / G), and every layer of that group."""
@@ -235,11 +305,39 @@ class AlbertRecipesTransformer(nn.Module):
         ]
 
     def forward(
-        self, embeddings: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs: Unpack[TransformersKwargs]
+        self,
+        embeddings: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        num_layers: int | None = None,
+        exit_policy: Callable[[int, torch.Tensor], torch.Tensor | None] | None = None,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> BaseModelOutput:
+        """`num_layers`: how many of the `num_hidden_layers` applications to run. `exit_policy(i, hidden_states)`
+        is called after application i (0-based) with its output; it returns None, or a (B,) bool tensor of the
+        rows that go on: the others leave the running batch (hidden states, mask, scores, per-row keywords)."""
         hidden_states = self.embedding_hidden_mapping_in(embeddings)  # (B, T, E) -> (B, T, H)
-        for index, layer in enumerate(self.layer_applications()):
-            hidden_states = layer(hidden_states, attention_mask, application_index=index, **kwargs)  # (B, T, H)
+        depth = self.config.num_hidden_layers if num_layers is None else num_layers
+        layers = self.layer_applications()
+        inner = self.config.inner_group_num
+        scores = None  # residual attention: the raw scores of the last layer run, (B, heads, T, T)
+        outputs = [hidden_states] if self.depth_weights is not None else None  # depth-weighted average: x_0 .. x_i
+        for step in range(depth):
+            # LayerDrop draws on the CPU generator: no device sync, and seeded runs repeat
+            if not (self.training and self.config.layerdrop and torch.rand(()) < self.config.layerdrop):
+                for index in range(step * inner, (step + 1) * inner):
+                    out = layers[index](hidden_states, attention_mask, index, scores, **kwargs)
+                    hidden_states, scores = out if self.config.residual_attention else (out, None)
+            keep = exit_policy(step, hidden_states) if exit_policy is not None else None
+            if keep is not None and not bool(keep.all()):
+                if not bool(keep.any()):
+                    break
+                batch = hidden_states.shape[0]
+                hidden_states, attention_mask, scores, outputs, kwargs = _select_rows(
+                    [hidden_states, attention_mask, scores, outputs, kwargs], keep, batch
+                )
+            if outputs is not None and step < depth - 1:
+                outputs.append(hidden_states)
+                hidden_states = self.depth_weights(step, outputs)
         return BaseModelOutput(last_hidden_state=hidden_states)
 
 
@@ -291,6 +389,11 @@ class AlbertRecipesPreTrainedModel(PreTrainedModel):
             init.zeros_(module.bias)
         elif isinstance(module, AlbertRecipesEmbeddings):
             init.copy_(module.position_ids, torch.arange(module.position_ids.shape[-1]).expand((1, -1)))
+        elif isinstance(module, AlbertRecipesDepthWeights):  # the identity: a checkpoint without them runs as before
+            init.copy_(module.weight, module.identity(module.weight.shape[1]))
+        elif isinstance(module, AlbertRecipesExitClassifiers):
+            init.normal_(module.weight, std=self.config.initializer_range)
+            init.zeros_(module.bias)
 
 
 def _check_inputs(
@@ -356,6 +459,18 @@ def _packed_sequences(position_ids: torch.Tensor | None, batch_size: int) -> tor
     return torch.cumsum(starts, dim=-1)
 
 
+def _check_num_layers(config: AlbertRecipesConfig, num_layers: int | None) -> None:
+    if num_layers is not None and (
+        not isinstance(num_layers, int)
+        or isinstance(num_layers, bool)
+        or not 1 <= num_layers <= config.num_hidden_layers
+    ):
+        raise ValueError(
+            f"num_layers must be an integer in 1..num_hidden_layers={config.num_hidden_layers} (how many layer "
+            f"applications to run), got {num_layers!r}"
+        )
+
+
 def _bidirectional_mask(
     config: AlbertRecipesConfig,
     embeddings: torch.Tensor,
@@ -407,18 +522,23 @@ class AlbertRecipesModel(AlbertRecipesPreTrainedModel):
         token_type_ids: torch.LongTensor | None = None,
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        num_layers: int | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> BaseModelOutputWithPooling:
         r"""`output_hidden_states` (bool or indices such as `[0, -1]`), `output_attentions` and `return_dict` are
-        handled by `capture_outputs`; other keyword arguments reach the attention function."""
+        handled by `capture_outputs`; other keyword arguments reach the attention function. `num_layers` (every
+        head takes it): run only the first 1..`num_hidden_layers` layer applications (elastic depth; the hidden
+        states are then the first ones of a full run)."""
         _check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        _check_num_layers(self.config, num_layers)
         # the attention layers see the flag whether it came as an argument or from the config
         if kwargs.get("output_attentions") is None:
             kwargs["output_attentions"] = getattr(self.config, "output_attentions", False)
         embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, T, E)
         packed = _packed_sequences(position_ids, embeddings.shape[0])  # (B, T) example of each token, or None
         mask = _bidirectional_mask(self.config, embeddings, attention_mask, packed)
-        sequence_output = self.encoder(embeddings, mask, position_ids=position_ids, **kwargs).last_hidden_state
+        encoded = self.encoder(embeddings, mask, num_layers, position_ids=position_ids, **kwargs)
+        sequence_output = encoded.last_hidden_state
         pooled = None
         if self.pooler is not None:  # (B, H), or (N, H) for N packed examples
             pooled = self.pooler_activation(self.pooler(_first_tokens(sequence_output, packed, position_ids, attention_mask)))
@@ -595,8 +715,66 @@ class AlbertRecipesForMaskedLM(AlbertRecipesPreTrainedModel):
         )
 
 
+class AlbertRecipesExitClassifiers(nn.Module):
+    """PABEE's internal classifiers (arXiv 2006.04152): H -> num_labels after each layer application but the last
+    (whose classifier is the usual `classifier`). One (L - 1, num_labels, H) weight, so PEFT can train and save them
+    as one module (`modules_to_save=["exit_classifiers"]`)."""
+
+    def __init__(self, config: AlbertRecipesConfig):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(config.num_hidden_layers - 1, config.num_labels, config.hidden_size))
+        self.bias = nn.Parameter(torch.zeros(config.num_hidden_layers - 1, config.num_labels))
+
+    def forward(self, pooled_output: torch.Tensor, index: int) -> torch.Tensor:
+        return nn.functional.linear(pooled_output, self.weight[index], self.bias[index])  # (B, H) -> (B, num_labels)
+
+
+@dataclass
+class AlbertRecipesSequenceClassifierOutput(SequenceClassifierOutput):
+    """exit_layers: (B,) how many layer applications each row ran (set with `early_exit_classifiers`)."""
+
+    exit_layers: torch.LongTensor | None = None
+
+
+class _PatienceExit:
+    """PABEE's exit rule over a whole batch, as the encoder's `exit_policy`. After each application the running rows
+    get that application's logits; a row stops once its prediction (argmax; multi-label: the labels above 0;
+    regression: the value, within `early_exit_threshold`) has not changed for `patience` consecutive applications,
+    and leaves the running batch, so a batch costs what its rows need (the original waits for its slowest row).
+    patience 0: no row stops early; `record_all` keeps every application's logits (for the training loss)."""
+
+    def __init__(self, head, batch: int, depth: int, patience: int, record_all: bool, device: torch.device):
+        self.head, self.depth, self.patience, self.record_all = head, depth, patience, record_all
+        self.rows = torch.arange(batch, device=device)  # the original index of each running row
+        self.exit_layers = torch.full((batch,), depth, dtype=torch.long, device=device)
+        self.streak = torch.zeros(batch, dtype=torch.long, device=device)
+        self.logits, self.previous, self.per_application = None, None, []
+
+    def __call__(self, step: int, hidden_states: torch.Tensor) -> torch.Tensor | None:
+        last = step == self.depth - 1
+        if self.patience == 0:
+            if self.record_all or last:
+                self.per_application.append(self.head.application_logits(hidden_states, step))
+                self.logits = self.per_application[-1]
+            return None
+        logits = self.head.application_logits(hidden_states, step)  # (b, num_labels)
+        if self.logits is None:
+            self.logits = logits.new_zeros(len(self.exit_layers), logits.shape[-1])
+        if self.previous is not None:
+            self.streak = torch.where(self.head.unchanged(self.previous, logits), self.streak + 1, 0)
+        stop = torch.full_like(self.streak, True, dtype=torch.bool) if last else self.streak >= self.patience
+        self.logits[self.rows[stop]] = logits[stop]
+        self.exit_layers[self.rows[stop]] = step + 1
+        keep = ~stop
+        self.rows, self.streak, self.previous = self.rows[keep], self.streak[keep], logits[keep]
+        return keep
+
+
 class AlbertRecipesForSequenceClassification(AlbertRecipesPreTrainedModel):
-    """Pooled [CLS] -> linear; regression (num_labels=1), single-label or multi-label like the stock model."""
+    """Pooled [CLS] -> linear; regression (num_labels=1), single-label or multi-label like the stock model.
+    With `early_exit_classifiers` (ours): a classifier after every layer application (PABEE), trained with the
+    depth-weighted loss, and early exit at inference with `early_exit_patience`; `exit_layers` says where each row
+    stopped."""
 
     def __init__(self, config: AlbertRecipesConfig):
         super().__init__(config)
@@ -604,6 +782,7 @@ class AlbertRecipesForSequenceClassification(AlbertRecipesPreTrainedModel):
         self.albert = AlbertRecipesModel(config)
         self.dropout = nn.Dropout(config.classifier_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.exit_classifiers = AlbertRecipesExitClassifiers(config) if config.early_exit_classifiers else None
         self.post_init()
 
     @can_return_tuple
@@ -616,7 +795,21 @@ class AlbertRecipesForSequenceClassification(AlbertRecipesPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
-    ) -> SequenceClassifierOutput:
+    ) -> AlbertRecipesSequenceClassifierOutput:
+        r"""labels: (B,) class ids, (B, num_labels) floats for multi-label, (B,) values for regression. In training
+        with `early_exit_classifiers` the loss is PABEE's: sum_i i * loss_i / sum_i i over the applications i."""
+        self.config.check_early_exit()  # the settings are meant to be changed on a loaded model
+        policy = None
+        reference = input_ids if input_ids is not None else inputs_embeds
+        if self.exit_classifiers is not None and reference is not None:  # (no input: the base model says so)
+            if _reads_values(position_ids) and _packed_sequences(position_ids, len(reference)) is not None:
+                raise ValueError(
+                    "early_exit_classifiers need one example per row; these position_ids restart inside a row "
+                    "(packed sequences): unpack them, or use a model without early_exit_classifiers"
+                )
+            depth = kwargs.get("num_layers") or self.config.num_hidden_layers
+            patience = 0 if self.training else self.config.early_exit_patience
+            policy = _PatienceExit(self, len(reference), depth, patience, self.training, reference.device)
         outputs = self.albert(
             input_ids,
             attention_mask=attention_mask,
@@ -624,13 +817,42 @@ class AlbertRecipesForSequenceClassification(AlbertRecipesPreTrainedModel):
             position_ids=position_ids,
             inputs_embeds=inputs_embeds,
             return_dict=True,
+            exit_policy=policy,
             **kwargs,
         )
-        logits = self.classifier(self.dropout(outputs.pooler_output))  # (B, num_labels)
-        loss = self._loss(logits, labels) if labels is not None else None
-        return SequenceClassifierOutput(
-            loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        if policy is None:
+            logits = self.classifier(self.dropout(outputs.pooler_output))  # (B, num_labels)
+        else:
+            logits = policy.logits
+        loss = None
+        if labels is not None and policy is not None and self.training:
+            weights = range(1, len(policy.per_application) + 1)
+            losses = (w * self._loss(step_logits, labels) for w, step_logits in zip(weights, policy.per_application))
+            loss = sum(losses) / sum(weights)
+        elif labels is not None:
+            loss = self._loss(logits, labels)
+        return AlbertRecipesSequenceClassifierOutput(
+            loss=loss,
+            logits=logits,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            exit_layers=policy.exit_layers if policy is not None else None,
         )
+
+    def application_logits(self, hidden_states: torch.Tensor, step: int) -> torch.Tensor:
+        """Logits of the classifier after layer application `step` (0-based), from its output (B, T, H)."""
+        pooled = self.dropout(self.albert.pooler_activation(self.albert.pooler(hidden_states[:, 0])))  # (B, H)
+        if step == self.config.num_hidden_layers - 1:
+            return self.classifier(pooled)
+        return self.exit_classifiers(pooled, step)
+
+    def unchanged(self, previous: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """(B,) whether each row's prediction is the same as the previous application's (PABEE's patience test)."""
+        if self.num_labels == 1 or self.config.problem_type == "regression":
+            return (logits - previous).abs().amax(-1) <= self.config.early_exit_threshold
+        if self.config.problem_type == "multi_label_classification":
+            return ((logits > 0) == (previous > 0)).all(-1)
+        return logits.argmax(-1) == previous.argmax(-1)
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         if self.config.problem_type is None:
@@ -791,6 +1013,7 @@ __all__ = [
     "AlbertRecipesForPreTrainingOutput",
     "AlbertRecipesForMaskedLM",
     "AlbertRecipesForSequenceClassification",
+    "AlbertRecipesSequenceClassifierOutput",
     "AlbertRecipesForTokenClassification",
     "AlbertRecipesForQuestionAnswering",
     "AlbertRecipesForMultipleChoice",
