@@ -27,6 +27,7 @@ test: setup
 
 # Ours vs the stock transformers ALBERT (interleaved, medians and min-max, MFU) and the data pipeline; results in
 # benchmarks/results/. About 1 h on a quiet 2-core CPU (benchmarks/README.md has the commands and latest figures).
+# Ours vs the stock model, data pipeline at corpus scale, cross-layer extensions (hours on 2 CPU cores; see benchmarks/README.md).
 benchmarks: setup
 	$(PY) benchmarks/bench_model.py
 	$(PY) benchmarks/bench_packing.py
@@ -34,6 +35,9 @@ benchmarks: setup
 	$(PY) benchmarks/prepare_sst2_model.py
 	$(PY) benchmarks/bench_inference.py --model outputs/bench/sst2-tiny/model
 	$(PY) benchmarks/bench_data.py
+	$(PY) benchmarks/bench_corpus_scale.py
+	$(PY) benchmarks/bench_early_exit.py
+	$(PY) benchmarks/bench_cross_layer_mlm.py
 
 clean:
 	rm -rf $(VENV) outputs runs .pytest_cache
