@@ -25,9 +25,9 @@ pretrain: setup
 test: setup
 	$(PY) -m pytest -q tests
 
-# Ours vs the stock transformers ALBERT (interleaved, medians and min-max, MFU) and the data pipeline; results in
-# benchmarks/results/. About 1 h on a quiet 2-core CPU (benchmarks/README.md has the commands and latest figures).
-# Ours vs the stock model, data pipeline at corpus scale, cross-layer extensions (hours on 2 CPU cores; see benchmarks/README.md).
+# Ours vs the stock transformers ALBERT (interleaved, medians and min-max, MFU), the data pipeline (also at 32 and
+# 256 MB of text), early exit and the cross-layer flags; results in benchmarks/results/. Several hours on a quiet
+# 2-core CPU, most of it the corpus-scale build (benchmarks/README.md has the commands and latest figures).
 benchmarks: setup
 	$(PY) benchmarks/bench_model.py
 	$(PY) benchmarks/bench_packing.py
