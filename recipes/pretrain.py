@@ -288,7 +288,8 @@ def main(cfg: PretrainConfig) -> dict:
                                     mixed_precision=t.mixed_precision, cpu=t.cpu, log_with=t.report_to)
     micro = micro_batch_size(t.batch_size, accelerator.num_processes, t.gradient_accumulation_steps)
     resume_from = prepare_output_dir(output_dir, config_to_dict(cfg), resume=t.resume, overwrite=t.overwrite_output_dir,
-                                     changeable=RESUME_CHANGEABLE, outputs=OUTPUTS)
+                                     changeable=RESUME_CHANGEABLE, outputs=OUTPUTS,
+                                     defaults=config_to_dict(PretrainConfig()))
     if t.resume and resume_from is None:
         accelerator.print(f"train.resume=true but {output_dir / 'checkpoints'} has no complete checkpoint: starting fresh")
     config = model_config(cfg.model, cfg.data.max_seq_length)

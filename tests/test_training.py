@@ -106,6 +106,14 @@ def test_resume_refuses_what_shapes_training_and_allows_the_rest(tmp_path):
         prepare_output_dir(tmp_path / "out", changed, **args)
     allowed = {**saved, "train": {**saved["train"], "log_every": 1}}
     assert prepare_output_dir(tmp_path / "out", allowed, **args) == checkpoint
+    # a setting newer than the checkpoint is compared as its default: at the default it resumes, set it is refused
+    newer = {**allowed, "data": {"packing": False}}
+    with pytest.raises(InputError, match=r"data\.packing: '\(unset\)' -> False"):
+        prepare_output_dir(tmp_path / "out", newer, **args)
+    assert prepare_output_dir(tmp_path / "out", newer, **args, defaults={"data": {"packing": False}}) == checkpoint
+    with pytest.raises(InputError, match=r"data\.packing: False -> True"):
+        prepare_output_dir(tmp_path / "out", {**allowed, "data": {"packing": True}}, **args,
+                           defaults={"data": {"packing": False}})
     with pytest.raises(InputError, match=r"already holds a run \(checkpoints/step-00000004\); pass train.resume=true"):
         prepare_output_dir(tmp_path / "out", allowed, resume=False, overwrite=False, changeable=[])
     assert prepare_output_dir(tmp_path / "out", allowed, resume=False, overwrite=True, changeable=[]) is None

@@ -415,10 +415,13 @@ def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def resume_conflicts(saved: dict, current: dict, changeable: Iterable[str]) -> list[str]:
-    """`key: old -> new` for every setting that differs and is not in `changeable` (keys or `section.` prefixes)."""
+def resume_conflicts(saved: dict, current: dict, changeable: Iterable[str], defaults: dict | None = None) -> list[str]:
+    """`key: old -> new` for every setting that differs and is not in `changeable` (keys or `section.` prefixes).
+
+    A setting the checkpoint predates (absent from `saved`, present in `defaults`) counts as its default: a new
+    option's default keeps the old behaviour, so upgrading the package does not block resuming an older run."""
     changeable = tuple(changeable)
-    old, new = flatten(saved), flatten(current)
+    old, new = {**flatten(defaults or {}), **flatten(saved)}, flatten(current)
     conflicts = []
     for key in sorted(set(old) | set(new)):
         if key in changeable or any(c.endswith(".") and key.startswith(c) for c in changeable):
@@ -428,7 +431,8 @@ def resume_conflicts(saved: dict, current: dict, changeable: Iterable[str]) -> l
     return conflicts
 
 
-def check_resume_compatible(checkpoint: Path, current: dict, changeable: Iterable[str]) -> None:
+def check_resume_compatible(checkpoint: Path, current: dict, changeable: Iterable[str],
+                            defaults: dict | None = None) -> None:
     """Refuse to resume when a setting that shapes data order, schedule or model differs from the checkpoint's."""
     import yaml
 
@@ -436,7 +440,7 @@ def check_resume_compatible(checkpoint: Path, current: dict, changeable: Iterabl
     if not saved_file.is_file():
         raise InputError(f"cannot resume from {checkpoint}: it has no recipe_config.yaml to compare the settings with")
     saved = yaml.safe_load(saved_file.read_text(encoding="utf-8")) or {}
-    conflicts = resume_conflicts(saved, current, changeable)
+    conflicts = resume_conflicts(saved, current, changeable, defaults)
     if conflicts:
         raise InputError(
             f"cannot resume from {checkpoint}: these settings differ from the checkpoint's and would change the "
@@ -453,18 +457,20 @@ def prepare_output_dir(
     overwrite: bool,
     changeable: Iterable[str],
     outputs: Iterable[str] = (),
+    defaults: dict | None = None,
 ) -> Path | None:
     """Decide, before anything is written, whether this run resumes, starts fresh or must be refused.
 
     Returns the checkpoint to resume from (None: start fresh). A folder holding a finished or started run (complete
     checkpoints, or any of `outputs`) is refused unless `resume` (continue) or `overwrite` (start over).
+    `defaults`: the recipe's default settings, for settings newer than the checkpoint (see `resume_conflicts`).
     """
     from .checkpointing import find_latest_checkpoint
 
     output_dir = Path(output_dir)
     latest = find_latest_checkpoint(output_dir / "checkpoints")
     if resume and latest is not None:
-        check_resume_compatible(latest, config, changeable)
+        check_resume_compatible(latest, config, changeable, defaults)
         return latest
     used = [name for name in outputs if (output_dir / name).exists()]
     if latest is not None:
