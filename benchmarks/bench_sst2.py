@@ -49,6 +49,35 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def unlabeled_sentences(train_tsv: Path) -> list[str]:
+    """SST-2's training rows without labels, minus the rows that are a phrase of a longer row.
+
+    SST-2 holds every phrase of its ~6,900 training sentences as its own row (67,349 rows, 634k words); as
+    unlabeled pretraining text the phrases only repeat their sentences, so only rows that occur in no longer row
+    are kept (133k words). Sorted longest first, ties alphabetical: the output does not depend on the file's order.
+    """
+    lines = train_tsv.read_text(encoding="utf-8").splitlines()
+    rows = {line.split("\t")[0].strip() for line in lines[1:]} - {""}
+    spans: set[str] = set()  # every word span of the rows kept so far
+    kept = []
+    for row in sorted(rows, key=lambda r: (-len(r.split()), r)):
+        if row in spans:
+            continue
+        kept.append(row)
+        words = row.split()
+        spans.update(" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1))
+    return kept
+
+
+def write_unlabeled_corpus(train_tsv: Path, output: Path) -> Path:
+    """`unlabeled_sentences` as JSONL, one single-sentence document per record (what pretraining reads)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    tmp.write_text("".join(json.dumps({"text": s}) + "\n" for s in unlabeled_sentences(train_tsv)), encoding="utf-8")
+    tmp.replace(output)
+    return output
+
+
 def _overrides(args, init: str, mode: str) -> list[str]:
     overrides = [
         f"data.train_file={args.data / 'train.tsv'}", f"data.validation_file={args.data / 'dev.tsv'}",

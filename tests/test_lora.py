@@ -11,7 +11,14 @@ from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPP
 from transformers import AutoModelForSequenceClassification
 
 import albert_recipes
-from albert_recipes.lora import DEFAULT_TARGET_MODULES, count_parameters, lora_config, register_peft_defaults
+from albert_recipes.lora import (
+    DEFAULT_TARGET_MODULES,
+    RECIPE_MODULES_TO_SAVE,
+    RECIPE_TARGET_MODULES,
+    count_parameters,
+    lora_config,
+    register_peft_defaults,
+)
 
 TINY = {"vocab_size": 120, "embedding_size": 16, "hidden_size": 32, "num_attention_heads": 2,
         "intermediate_size": 64, "num_hidden_layers": 3}
@@ -100,9 +107,26 @@ def test_lora_config_rejects_bad_values():
         lora_config("CAUSAL_LM")
 
 
-def test_adapter_round_trip_and_merge_give_identical_outputs(tmp_path):
+def test_recipe_variant_adapts_embeddings_and_trains_layer_norms():
+    model = get_peft_model(_model(), lora_config("SEQ_CLS", r=4, target_modules=list(RECIPE_TARGET_MODULES),
+                                                 modules_to_save=list(RECIPE_MODULES_TO_SAVE)))
+    assert "base_model.model.albert.embeddings.word_embeddings" in _adapted(model)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    for module in ("albert.embeddings.LayerNorm", "albert.encoder.embedding_hidden_mapping_in",
+                   "attention.LayerNorm", "full_layer_layer_norm", "classifier"):
+        assert any(f"{module}.modules_to_save.default.weight" in n for n in trainable), module
+    plain = get_peft_model(_model(), lora_config("SEQ_CLS", r=4))
+    extra = count_parameters(model)[0] - count_parameters(plain)[0]
+    # rank 4 on the (120, 16) embeddings, the (32, 16) projection with bias, and 3 LayerNorms (16 + 32 + 32 wide)
+    assert extra == 4 * (120 + 16) + (32 * 16 + 32) + 2 * (16 + 32 + 32)
+
+
+@pytest.mark.parametrize("variant", ["registered", "recipe"])
+def test_adapter_round_trip_and_merge_give_identical_outputs(tmp_path, variant):
     _model().save_pretrained(tmp_path / "base")
-    model = get_peft_model(_model(), lora_config("SEQ_CLS", r=4, dropout=0.0)).eval()
+    modules = {"target_modules": list(RECIPE_TARGET_MODULES), "modules_to_save": list(RECIPE_MODULES_TO_SAVE)}
+    config = lora_config("SEQ_CLS", r=4, dropout=0.0, **(modules if variant == "recipe" else {}))
+    model = get_peft_model(_model(), config).eval()
     _randomize_adapter(model)
     with torch.no_grad():
         adapter_logits = model(**_inputs()).logits

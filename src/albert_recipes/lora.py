@@ -6,8 +6,16 @@ PEFT picks default `target_modules` from a per-model-type table and has no entry
 ALBERT shares one transformer layer across the whole depth (cross-layer parameter sharing), so there is
 exactly one `query`, one `ffn`, ... module, and one LoRA adapter on it acts at every depth: a rank-r adapter
 on an L-layer ALBERT costs the parameters of a single BERT layer's adapter, not L of them, and it cannot
-specialise per layer. The defaults therefore adapt every matrix of the shared layer (attention and FFN) plus
-the pooler, which ALBERT pretrains for sentence order prediction and classification reuses.
+specialise per layer. The registered defaults therefore adapt every matrix of the shared layer (attention and
+FFN) plus the pooler, which ALBERT pretrains for sentence order prediction and classification reuses.
+
+That alone leaves a small ALBERT's word embeddings (most of its parameters: 64% of the `tiny` main job's) and
+every LayerNorm frozen, and on SST-2 such an adapter does not learn at all (README, "LoRA on ALBERT"). The
+fine-tuning recipe's default, `RECIPE_TARGET_MODULES` + `RECIPE_MODULES_TO_SAVE`, adds what PEFT supports
+natively: a LoRA pair on the word-embedding matrix (`nn.Embedding`, rank r: r x (vocab + E) parameters) and, trained
+in full and saved with the adapter, the E -> H projection and the LayerNorms (E x H + a few hundred parameters).
+It still saves, reloads and merges like any PEFT adapter. Not for a masked-LM head: its decoder is tied to the
+word embeddings, which a merge would change too.
 """
 
 from __future__ import annotations
@@ -18,6 +26,10 @@ MODEL_TYPE = "albert_recipes"
 
 # suffixes of module names; "attention.dense" (not "dense") keeps the masked-LM head's `predictions.dense` out
 DEFAULT_TARGET_MODULES = ("query", "key", "value", "attention.dense", "ffn", "ffn_output", "pooler")
+
+# the fine-tuning recipe's default (measured: README "LoRA on ALBERT"); for the task heads below, not a tied MLM head
+RECIPE_TARGET_MODULES = (*DEFAULT_TARGET_MODULES, "word_embeddings")
+RECIPE_MODULES_TO_SAVE = ("embedding_hidden_mapping_in", "LayerNorm", "full_layer_layer_norm")
 
 # the randomly initialised task head, trained in full and saved with the adapter: PEFT's task models add it to
 # `modules_to_save` by themselves (listing it again would duplicate the entry)
