@@ -288,6 +288,7 @@ _SAFE_DOC_MODULES = (
     "unittest", "zipfile",
 )
 EMBEDDED_SOURCES = ("reference", "docstrings")
+_CODE_MARKERS = re.compile(r">>>|::=")  # an interpreter prompt or a grammar rule inside a sentence
 # test suites and their data (deliberately odd code), vendored third-party packages
 _SKIPPED_STDLIB_DIRS = frozenset({"site-packages", "dist-packages", "test", "tests", "idle_test"})
 
@@ -356,7 +357,8 @@ def _embedded_documents(source: str, min_sentences: int) -> tuple[tuple[str, ...
     texts = _reference_texts() if source == "reference" else _docstring_texts()
     documents = []
     for text in texts:
-        sentences = [s for p in _prose_paragraphs(text) for s in split_sentences(p) if len(s.split()) >= 3]
+        sentences = [s for p in _prose_paragraphs(text) for s in split_sentences(p)
+                     if len(s.split()) >= 3 and not _CODE_MARKERS.search(s)]
         if len(sentences) >= min_sentences:
             documents.append(tuple(sentences))
     return tuple(documents)
