@@ -1,6 +1,6 @@
 """Fill-mask samples on held-out text: what a person looks at to judge a masked-LM export, beside the accuracy.
 
-`fill_mask_samples(model_dir, examples, tokenizer)` takes SOP examples (token ids, as the pretraining recipe holds its
+`fill_mask_samples(model, examples, tokenizer)` takes SOP examples (token ids, as the pretraining recipe holds its
 held-out set), masks one whole word in the first segment of each, and asks transformers' `fill-mask` pipeline for
 the export's top guesses. The masked word is a single-piece word of at least three letters (a word split into
 pieces cannot be filled with one [MASK]), chosen with a fixed seed, so every run shows the same sentences.
@@ -49,21 +49,37 @@ def masked_sentences(examples: Sequence[Sequence[int]], tokenizer: Any, num: int
     return out
 
 
-def fill_mask_samples(model_dir: str | Path, examples: Sequence[Sequence[int]], tokenizer: Any, num: int = 5,
+def fill_mask_samples(model: str | Path | Any, examples: Sequence[Sequence[int]], tokenizer: Any, num: int = 5,
                       seed: int = 0, top_k: int = 5) -> list[dict]:
-    """`masked_sentences` filled by the export in `model_dir`: adds "predictions" (top_k tokens, best first) and
-    "hit" (whether the masked word is among them)."""
+    """`masked_sentences` filled by `model` (an export's folder or a masked-LM model in memory): adds "predictions"
+    (top_k tokens, best first) and "hit" (whether the masked word is among them)."""
     from transformers import pipeline
 
     samples = masked_sentences(examples, tokenizer, num, seed)
     if not samples:
         return []
-    fill = pipeline("fill-mask", model=str(model_dir), tokenizer=tokenizer, device="cpu", top_k=top_k)
+    if isinstance(model, (str, Path)):
+        model = str(model)
+    elif not hasattr(model, "get_output_embeddings") or hasattr(model, "sop_classifier"):
+        raise TypeError("fill_mask_samples needs an export folder or a masked-LM model; for a pretraining model "
+                        "pass masked_lm_view(model)")
+    fill = pipeline("fill-mask", model=model, tokenizer=tokenizer, top_k=top_k)
     for sample in samples:
         guesses = fill(sample["text"])
         sample["predictions"] = [g["token_str"].strip() for g in guesses]
         sample["hit"] = sample["answer"] in sample["predictions"]
     return samples
+
+
+def masked_lm_view(pretraining_model: Any) -> Any:
+    """An `AlbertRecipesForMaskedLM` sharing (not copying) a pretraining model's encoder and MLM head, so that
+    transformers' fill-mask pipeline (which reads `.logits`) can use a model still in memory."""
+    from .modeling_albert_recipes import AlbertRecipesForMaskedLM
+
+    config = pretraining_model.config
+    view = AlbertRecipesForMaskedLM(config)
+    view.albert, view.predictions = pretraining_model.albert, pretraining_model.predictions
+    return view.eval()
 
 
 def format_samples(samples: list[dict]) -> str:
@@ -72,4 +88,4 @@ def format_samples(samples: list[dict]) -> str:
                      for s in samples)
 
 
-__all__ = ["fill_mask_samples", "format_samples", "masked_sentences"]
+__all__ = ["fill_mask_samples", "format_samples", "masked_lm_view", "masked_sentences"]
