@@ -31,7 +31,8 @@ def fresh_accelerate_state():
 def test_debug_pretraining_beats_the_unigram_baseline_on_held_out_text(tmp_path):
     recipe = load_recipe("pretrain")
     cfg = build_config(recipe.PretrainConfig, DEBUG_YAML,
-                       [f"output_dir={tmp_path / 'debug'}", "train.report_to=none", "train.save_every=0"])
+                       [f"output_dir={tmp_path / 'debug'}", f"data.cache_dir={tmp_path / 'cache'}",
+                        "train.report_to=none", "train.save_every=0"])  # a cache of its own, not the user's
     metrics = recipe.main(cfg)
     baseline = metrics["baselines"]["mlm_unigram_accuracy"]
     accuracy = metrics["eval/mlm_accuracy"]
