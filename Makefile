@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup pretrain test benchmarks clean
+.PHONY: setup pretrain cpu-hour test benchmarks clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,18 @@ setup: $(STAMP)
 pretrain: setup
 	$(VENV)/bin/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
 		recipes/pretrain.py --config recipes/configs/pretrain/tiny.yaml train.resume=true
+
+# The CPU-hour job (about an hour on 2 CPU cores, then the SST-2 comparison): pretraining on WikiText-2 plus SST-2's
+# training sentences as unlabeled in-domain text, then SST-2 on its full training set from that model and from random
+# init, full fine-tuning and LoRA. Results: benchmarks/results/sst2.{md,json} and sst2.pretraining.png.
+SST2_SENTENCES := outputs/data/sst2_train_sentences.jsonl
+$(SST2_SENTENCES): ../shared/data/sst2/train.tsv | $(STAMP)
+	$(PY) benchmarks/bench_sst2.py --write-unlabeled $@
+
+cpu-hour: setup $(SST2_SENTENCES)
+	$(VENV)/bin/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
+		recipes/pretrain.py --config recipes/configs/pretrain/cpu_hour.yaml train.resume=true
+	$(PY) benchmarks/bench_sst2.py --pretrained outputs/pretrain/cpu_hour/final
 
 test: setup
 	$(PY) -m pytest -q tests

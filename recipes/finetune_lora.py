@@ -53,7 +53,7 @@ from albert_recipes.checkpointing import checkpoint_path, checkpoint_step
 from albert_recipes.cli import ConfigError, config_to_dict, config_to_yaml, flat_hparams, run_cli
 from albert_recipes.errors import InputError
 from albert_recipes.io_utils import atomic_directory, atomic_write_text
-from albert_recipes.lora import count_parameters, lora_config
+from albert_recipes.lora import RECIPE_TARGET_MODULES, count_parameters, lora_config
 from albert_recipes.training import (
     DebugSettings,
     StopSignals,
@@ -157,7 +157,8 @@ class LoraSection:
     alpha: float = field(default=16.0, metadata={"help": "LoRA scale numerator (update = alpha/r * B A)"})
     dropout: float = field(default=0.1, metadata={"help": "dropout on the LoRA input"})
     target_modules: list[str] = field(default_factory=list, metadata={"help": "module name suffixes to adapt; "
-                                      "empty: albert_recipes.lora.DEFAULT_TARGET_MODULES"})
+                                      "empty: albert_recipes.lora.RECIPE_TARGET_MODULES (the shared layer, the "
+                                      "pooler and the word embeddings)"})
     modules_to_save: list[str] = field(default_factory=list, metadata={"help": "extra modules trained in full "
                                        "and saved with the adapter (the task head always is)"})
 
@@ -651,7 +652,7 @@ def main(cfg: FinetuneLoraConfig) -> dict:
         if getattr(model.config, "early_exit_classifiers", False) and "exit_classifiers" not in modules_to_save:
             modules_to_save.append("exit_classifiers")  # new heads: trained in full and saved with the adapter
         peft_config = lora_config(PEFT_TASK_TYPES[task], cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout,
-                                  cfg.lora.target_modules, modules_to_save)
+                                  cfg.lora.target_modules or RECIPE_TARGET_MODULES, modules_to_save)
         model = get_peft_model(model, peft_config)
     trainable, total = count_parameters(model)
     logger.info("%s fine-tuning: %s of %s parameters trainable (%.2f%%)", cfg.finetune.mode, f"{trainable:,}",

@@ -43,6 +43,7 @@ from albert_recipes.checkpointing import checkpoint_step
 from albert_recipes.cli import ConfigError, config_to_dict, config_to_yaml, flat_hparams, run_cli
 from albert_recipes.configuration_albert_recipes import PRESETS
 from albert_recipes.errors import InputError
+from albert_recipes.fill_mask import fill_mask_samples, format_samples, masked_lm_view
 from albert_recipes.io_utils import atomic_directory, atomic_write_text
 from albert_recipes.masking import NgramMaskingCollator
 from albert_recipes.packing import PackingCollator
@@ -89,6 +90,10 @@ class ModelSettings:
                                          "average of earlier layer outputs"})
     layerdrop: float = field(default=0.0, metadata={"help": "ours: probability of skipping a whole layer "
                              "application in training, in [0, 1)"})
+    init_embeddings: Literal["random", "word2vec"] = field(
+        default="random", metadata={"help": "word2vec: start the (vocab, E) word embeddings from gensim Word2Vec "
+                                    "trained on the tokenized training corpus (albert_recipes.word_vectors)"},
+    )
 
 
 @dataclass
@@ -247,7 +252,7 @@ def check_hub_reachable(timeout: float = 3.0) -> None:
 
 def model_config(cfg: ModelSettings, max_seq_length: int) -> AlbertRecipesConfig:
     """The preset plus the overrides given; `vocab_size` is filled in once the tokenizer exists."""
-    sizes = {k: v for k, v in vars(cfg).items() if k != "preset" and v is not None}
+    sizes = {k: v for k, v in vars(cfg).items() if k not in ("preset", "init_embeddings") and v is not None}
     config = AlbertRecipesConfig.from_preset(cfg.preset, **sizes)
     if config.max_position_embeddings < max_seq_length:
         raise ConfigError(f"data.max_seq_length={max_seq_length} exceeds model.max_position_embeddings="
@@ -327,6 +332,11 @@ def main(cfg: PretrainConfig) -> dict:
     # ---- model, optimizer, schedule ----------------------------------------------------------------------------
     config.vocab_size = len(tokenizer)
     model = AlbertRecipesForPreTraining(config)
+    if cfg.model.init_embeddings == "word2vec" and resume_from is None:  # a resume loads the trained rows instead
+        from albert_recipes.word_vectors import init_embeddings_from_word2vec
+
+        rows = init_embeddings_from_word2vec(model, data.train_set(0)["input_ids"], t.seed, tokenizer.all_special_ids)
+        accelerator.print(f"word embeddings: {rows} rows from Word2Vec (E={config.embedding_size})")
     if t.gradient_checkpointing:  # renamed activation_checkpointing_enable in later transformers 5 releases
         getattr(model, "activation_checkpointing_enable", model.gradient_checkpointing_enable)()
     accelerator.print(f"model: {cfg.model.preset}, {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M "
@@ -439,13 +449,16 @@ def main(cfg: PretrainConfig) -> dict:
     state_dict = accelerator.get_state_dict(model)  # gathers FSDP/DeepSpeed shards; collective
     final_dir = output_dir / "final"
     if accelerator.is_main_process:
+        exported = accelerator.unwrap_model(model)
+        exported.config.sparse_mlm_prediction = False  # users of the export expect (B, T, V) logits
+        # what a person looks at beside the accuracy: the export's guesses for a hidden word of held-out sentences
+        metrics["fill_mask_samples"] = fill_mask_samples(masked_lm_view(exported), eval_set["input_ids"], tokenizer,
+                                                         num=8, seed=t.seed)
         metrics_json = json.dumps(metrics, indent=2)
         atomic_write_text(output_dir / "metrics.json", metrics_json)
         panels = pm.curve_panels(baselines)
         plot_curves(history, panels, output_dir / "curves.png")
         with atomic_directory(final_dir) as tmp:
-            exported = accelerator.unwrap_model(model)
-            exported.config.sparse_mlm_prediction = False  # users of the export expect (B, T, V) logits
             exported.save_pretrained(tmp, state_dict=state_dict)
             tokenizer.save_pretrained(tmp)
             atomic_write_text(tmp / "recipe_config.yaml", config_yaml)
@@ -458,6 +471,8 @@ def main(cfg: PretrainConfig) -> dict:
                 write_model_card(tmp, metrics=summary, training_config=config_to_dict(cfg),
                                  pipeline_tag="fill-mask", tags=("albert", "pretraining"), repo_id=cfg.hub.repo_id)
         accelerator.print(f"final model: {final_dir} " + ", ".join(f"{k}={v:.4f}" for k, v in last["eval"].items()))
+        accelerator.print("fill-mask on held-out sentences (top 5 guesses):\n"
+                          + format_samples(metrics["fill_mask_samples"]))
         accelerator.print("baselines: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                                                     for k, v in baselines.items()))
         if cfg.hub.push_to_hub:

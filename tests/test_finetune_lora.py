@@ -360,7 +360,11 @@ def test_best_checkpoint_is_kept_and_exported(uninterrupted):
     assert kept == sorted({f"step-{best['step']:08d}", "step-00000012"}), kept  # keep_last=1, plus the best
     state = load_file(out / "checkpoints" / f"step-{best['step']:08d}" / "model.safetensors")
     exported = _adapter(out)
-    assert exported and all(torch.equal(tensor, state[name.replace(".weight", ".default.weight")])
+    # PEFT saves without the adapter's name: "x.lora_A.weight" is "x.lora_A.default.weight" in the model, and the
+    # embedding adapter's "x.lora_embedding_A" (a parameter, no ".weight") is "x.lora_embedding_A.default"
+    in_model = {name: name.replace(".weight", ".default.weight") if name.endswith(".weight") else f"{name}.default"
+                for name in exported}
+    assert exported and all(torch.equal(tensor, state[in_model[name]])
                             for name, tensor in exported.items() if "lora_" in name)
 
 

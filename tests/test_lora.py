@@ -11,7 +11,13 @@ from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPP
 from transformers import AutoModelForSequenceClassification
 
 import albert_recipes
-from albert_recipes.lora import DEFAULT_TARGET_MODULES, count_parameters, lora_config, register_peft_defaults
+from albert_recipes.lora import (
+    DEFAULT_TARGET_MODULES,
+    RECIPE_TARGET_MODULES,
+    count_parameters,
+    lora_config,
+    register_peft_defaults,
+)
 
 TINY = {"vocab_size": 120, "embedding_size": 16, "hidden_size": 32, "num_attention_heads": 2,
         "intermediate_size": 64, "num_hidden_layers": 3}
@@ -100,9 +106,21 @@ def test_lora_config_rejects_bad_values():
         lora_config("CAUSAL_LM")
 
 
-def test_adapter_round_trip_and_merge_give_identical_outputs(tmp_path):
+def test_recipe_variant_adds_an_embedding_adapter():
+    model = get_peft_model(_model(), lora_config("SEQ_CLS", r=4, target_modules=list(RECIPE_TARGET_MODULES)))
+    assert "base_model.model.albert.embeddings.word_embeddings" in _adapted(model)
+    plain = get_peft_model(_model(), lora_config("SEQ_CLS", r=4))
+    # rank 4 on the (vocab 120, E 16) embedding matrix, nothing else
+    assert count_parameters(model)[0] - count_parameters(plain)[0] == 4 * (120 + 16)
+    assert not model.get_input_embeddings().weight.requires_grad  # the matrix itself stays frozen
+
+
+@pytest.mark.parametrize("variant", ["registered", "recipe"])
+def test_adapter_round_trip_and_merge_give_identical_outputs(tmp_path, variant):
     _model().save_pretrained(tmp_path / "base")
-    model = get_peft_model(_model(), lora_config("SEQ_CLS", r=4, dropout=0.0)).eval()
+    targets = list(RECIPE_TARGET_MODULES) if variant == "recipe" else None
+    config = lora_config("SEQ_CLS", r=4, dropout=0.0, target_modules=targets)
+    model = get_peft_model(_model(), config).eval()
     _randomize_adapter(model)
     with torch.no_grad():
         adapter_logits = model(**_inputs()).logits

@@ -86,8 +86,11 @@ def test_build_sop_dataset_structure(documents, tiny_tokenizer):
         b_start = ids.index(sep) + 1
         assert types == [0] * b_start + [1] * (len(ids) - b_start) and len(ids) - b_start >= 2
     labels = np.array(ds["sentence_order_label"])
-    # Forced label-1 pairs (single-sentence chunks) tilt the balance a little, as in the original.
-    assert 0.45 < labels.mean() < 0.62
+    same_document = ~np.array(ds["sop_random_document"], dtype=bool)
+    # Same-document pairs are swapped half the time; forced label-1 pairs (single-sentence chunks) tilt the overall
+    # balance a little, as in the original (how much depends on the corpus's share of short documents).
+    assert 0.4 < labels[same_document].mean() < 0.6
+    assert labels[same_document].mean() < labels.mean() < 0.7
     assert len(set(ds["example_id"])) == len(ds)
     assert max(map(len, ds["input_ids"])) == max_seq_length  # chunks are filled up to the target length
 

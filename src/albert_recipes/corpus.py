@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
+import gc
 import json
 import logging
 import re
@@ -277,7 +279,7 @@ def documents_to_dataset(documents: Iterable[Document]):
     return datasets.Dataset.from_dict({"sentences": documents})
 
 
-# --- the embedded corpus: Python's own reference documentation, shipped with every CPython ---------------------
+# --- the embedded corpus: prose that ships with every CPython, no download ---------------------------------------
 
 _RST_UNDERLINE = re.compile(r"^([*=\-^~\"+#])\1{2,}$")
 _SAFE_DOC_MODULES = (
@@ -286,6 +288,10 @@ _SAFE_DOC_MODULES = (
     "shutil", "statistics", "string", "subprocess", "tarfile", "tempfile", "textwrap", "threading", "typing",
     "unittest", "zipfile",
 )
+EMBEDDED_SOURCES = ("reference", "docstrings")
+_CODE_MARKERS = re.compile(r">>>|::=")  # an interpreter prompt or a grammar rule inside a sentence
+# test suites and their data (deliberately odd code), vendored third-party packages
+_SKIPPED_STDLIB_DIRS = frozenset({"site-packages", "dist-packages", "test", "tests", "idle_test"})
 
 
 def _prose_paragraphs(text: str) -> Iterator[str]:
@@ -301,35 +307,105 @@ def _prose_paragraphs(text: str) -> Iterator[str]:
             yield paragraph
 
 
-def _embedded_texts() -> list[str]:
+def _reference_texts() -> list[str]:
+    """The language and library reference topics of `help()` (`pydoc_data.topics`), one text per topic."""
     try:
         from pydoc_data.topics import topics
-
-        return [topics[name] for name in sorted(topics)]
-    except ImportError:  # some distributions strip pydoc_data; module docstrings are prose too
-        import importlib
-        import inspect
-
-        texts = []
-        for name in _SAFE_DOC_MODULES:
-            module = importlib.import_module(name)
-            docs = [inspect.getdoc(module) or ""]
-            docs += [inspect.getdoc(obj) or "" for _, obj in inspect.getmembers(module) if inspect.isclass(obj)]
-            texts.append("\n\n".join(docs))
-        return texts
+    except ImportError:  # some distributions strip pydoc_data
+        return []
+    return [topics[name] for name in sorted(topics)]
 
 
-def load_embedded_corpus(min_sentences: int = 2) -> list[Document]:
-    """Real English prose with no network: the Python reference docs (`pydoc_data.topics`), one document per topic.
+def _statement_docstrings(body: list) -> Iterator[str]:
+    """Docstrings of the classes and functions defined in `body`, in source order; visits statements only (a full
+    `ast.walk` over every expression node costs several times more)."""
+    import ast
 
-    Falls back to standard-library docstrings when `pydoc_data` is missing. Documents with fewer than
-    `min_sentences` sentences are dropped (the SOP task needs sentence pairs).
-    """
+    for node in body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            doc = ast.get_docstring(node)
+            if doc:
+                yield doc
+            yield from _statement_docstrings(node.body)
+        else:  # definitions inside if/try/with/for/while blocks
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                block = getattr(node, field, None)
+                if isinstance(block, list) and block and isinstance(block[0], ast.AST):
+                    yield from _statement_docstrings(block)
+
+
+def _module_docstrings(path: Path) -> str:
+    """The docstrings of one source file (module, classes, functions) in source order, read with `ast`: nothing
+    is imported or executed, so any module of the standard library is safe to read."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError, OSError):
+        return ""
+    docs = [ast.get_docstring(tree) or "", *_statement_docstrings(tree.body)]
+    return "\n\n".join(doc for doc in docs if doc)
+
+
+def _docstring_texts() -> list[str]:
+    """Standard-library docstrings, one text per module, in sorted path order; from the source files when the
+    installation ships them, else (bytecode-only installations) from a few imported modules."""
+    import sysconfig
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(path for path in root.rglob("*.py")
+                   if not _SKIPPED_STDLIB_DIRS.intersection(path.relative_to(root).parts))
+    if files:
+        # the parse allocates millions of AST nodes and no cycles: without the cyclic GC it takes half the time
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return [_module_docstrings(path) for path in files]
+        finally:
+            if enabled:
+                gc.enable()
+    import importlib
+    import inspect
+
+    texts = []
+    for name in _SAFE_DOC_MODULES:
+        module = importlib.import_module(name)
+        docs = [inspect.getdoc(module) or ""]
+        docs += [inspect.getdoc(obj) or "" for _, obj in inspect.getmembers(module) if inspect.isclass(obj)]
+        texts.append("\n\n".join(docs))
+    return texts
+
+
+@functools.lru_cache(maxsize=None)
+def _embedded_documents(source: str, min_sentences: int) -> tuple[tuple[str, ...], ...]:
+    texts = _reference_texts() if source == "reference" else _docstring_texts()
     documents = []
-    for text in _embedded_texts():
-        sentences = [s for p in _prose_paragraphs(text) for s in split_sentences(p) if len(s.split()) >= 3]
+    for text in texts:
+        sentences = [s for p in _prose_paragraphs(text) for s in split_sentences(p)
+                     if len(s.split()) >= 3 and not _CODE_MARKERS.search(s)]
         if len(sentences) >= min_sentences:
-            documents.append(sentences)
+            documents.append(tuple(sentences))
+    return tuple(documents)
+
+
+def load_embedded_corpus(min_sentences: int = 2, sources: Iterable[str] = EMBEDDED_SOURCES) -> list[Document]:
+    """Real English prose with no network, from what every CPython installation ships:
+
+    - `"reference"`: the language and library reference topics of `help()` (`pydoc_data.topics`, ~260 KB of
+      prose), one document per topic;
+    - `"docstrings"`: the docstrings of the standard library's source files (~1.3 MB of prose), one document per
+      module, read with `ast` (nothing is imported).
+
+    Code samples, headings and grammar are dropped, and documents with fewer than `min_sentences` sentences (the
+    SOP task needs sentence pairs). The text depends on the Python version (its docs change), not on the machine.
+    The corpus is read once per process; each call returns a fresh list.
+    """
+    sources = tuple(sources)
+    unknown = sorted(set(sources) - set(EMBEDDED_SOURCES))
+    if unknown or not sources:
+        raise InputError(f"embedded corpus sources {unknown or list(sources)} are not allowed; choose from "
+                         f"{list(EMBEDDED_SOURCES)}")
+    documents = [list(doc) for source in sources for doc in _embedded_documents(source, min_sentences)]
     if not documents:
         raise InputError("the embedded corpus came out empty; pass a corpus explicitly")
     logger.info("embedded corpus: %d documents, %d sentences", len(documents), sum(map(len, documents)))
