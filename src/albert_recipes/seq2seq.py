@@ -103,10 +103,13 @@ def _untied_state_dict(model: EncoderDecoderModel) -> dict[str, torch.Tensor]:
             for k, t in state.items()}
 
 
-def save_encoder_decoder(model: EncoderDecoderModel, folder: str | Path, tokenizer=None) -> Path:
-    """`save_pretrained` in one atomic rename, with the tokenizer and this package's two model files (so the
-    folder also loads without the package once they are registered; see the README)."""
+def save_encoder_decoder(model: EncoderDecoderModel, folder: str | Path, tokenizer=None,
+                         extra_files: dict[str, str] | None = None) -> Path:
+    """`save_pretrained` in one atomic rename, with the tokenizer, `extra_files` (name -> text) and this package's
+    two model files (so the folder also loads without the package once they are registered; see the README)."""
     with atomic_directory(folder) as tmp:
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
         model.save_pretrained(tmp, state_dict=_untied_state_dict(model))
         here = Path(__file__).resolve().parent
         for name in _CODE_FILES:

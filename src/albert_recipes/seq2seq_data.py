@@ -198,6 +198,31 @@ def tokenize_pairs(
     return dataset.map(encode, batched=True, remove_columns=dataset.column_names, desc="tokenizing")
 
 
+def main(argv: list[str] | None = None) -> None:
+    """`python -m albert_recipes.seq2seq_data WIKITEXT_FILE... --output DIR`: the WikiText headings task."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Build the WikiText headings seq2seq task (" + __doc__.split("\n")[0]
+                                     + ") as train/validation/test JSONL split by article.")
+    parser.add_argument("files", nargs="+", help="WikiText files (tokenized release, e.g. wiki.valid.tokens)")
+    parser.add_argument("--output", required=True, help="folder for train/validation/test.jsonl, pretrain_corpus.txt")
+    parser.add_argument("--levels", type=int, nargs="+", default=[2, 3], help="heading levels (2: = = H = =)")
+    parser.add_argument("--validation-fraction", type=float, default=0.15, help="share of articles")
+    parser.add_argument("--test-fraction", type=float, default=0.15, help="share of articles")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the article split")
+    args = parser.parse_args(argv)
+    try:
+        stats = build_wikitext_headings(args.files, args.output, args.levels, args.validation_fraction,
+                                        args.test_fraction, args.seed)
+    except InputError as err:
+        parser.exit(2, f"error: {err}\n")
+    print(json.dumps(stats, indent=2))
+
+
+if __name__ == "__main__":
+    main()
+
+
 __all__ = [
     "SYNTHETIC_TASKS", "article_split", "build_wikitext_headings", "detokenize_wikitext", "first_words_baseline",
     "read_wikitext_articles", "special_token_ids", "synthetic_pairs", "tokenize_pairs", "wikitext_heading_pairs",
