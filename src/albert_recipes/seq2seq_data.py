@@ -30,7 +30,7 @@ from .errors import InputError
 from .io_utils import atomic_directory
 
 SYNTHETIC_TASKS = ("copy", "reverse")
-_SYMBOLS = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima")
+_SYMBOLS = tuple("abcdefghijkl")
 
 # WikiText's tokenized release: " = Title = " starts an article, " = = Heading = = " a section (one more "= " per
 # level), and numbers/hyphenated words are split as " @-@ ", " @,@ ", " @.@ ".
@@ -156,7 +156,8 @@ def first_words_baseline(sources: list[str], num_words: int) -> list[str]:
 
 def synthetic_pairs(task: str, count: int, seed: int = 0, min_length: int = 2, max_length: int = 6) -> list[dict]:
     """`copy`: the target repeats the source; `reverse`: the target is the source backwards. Sources are random
-    strings of 2-6 words over 12 NATO-alphabet symbols, which any tokenizer trained on them keeps whole."""
+    strings of 2-6 one-letter words over 12 letters: one or two tokens each with any tokenizer (a Unigram
+    tokenizer trained on such text keeps longer words in pieces, which only makes the sequences longer)."""
     if task not in SYNTHETIC_TASKS:
         raise InputError(f"unknown synthetic task {task!r}; choose one of {list(SYNTHETIC_TASKS)}")
     if not 1 <= min_length <= max_length:

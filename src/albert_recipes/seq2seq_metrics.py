@@ -9,11 +9,15 @@ mean over examples of the per-example F-measure; with several references an exam
 
 from __future__ import annotations
 
+import logging
+
 import datasets
 import evaluate
 import numpy as np
 
 from .errors import InputError
+
+logging.getLogger("absl").setLevel(logging.WARNING)  # rouge-score logs "Using default tokenizer." per scorer
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
