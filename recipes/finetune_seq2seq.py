@@ -320,7 +320,10 @@ def main(cfg: FinetuneSeq2SeqConfig) -> dict:
     if t.torch_threads:
         torch.set_num_threads(t.torch_threads)
 
-    # every data problem surfaces here, before a model is built or anything is written
+    # every data or model-source problem surfaces here, before a model is built or anything is written
+    for source in (cfg.model.name_or_path, cfg.model.decoder_name_or_path, cfg.model.tokenizer_path):
+        if source:
+            seq2seq.check_pretrained_source(source)
     pairs = load_pairs(cfg.data, t.seed)
     train_raw, eval_raw = pairs["train"][0], pairs["validation"][0]
     logger.info("%s", ", ".join(f"{split}: {len(ds)} pairs from {name}" for split, (ds, name) in pairs.items()))

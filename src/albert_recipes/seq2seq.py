@@ -42,13 +42,24 @@ def decoder_config(config: PretrainedConfig) -> PretrainedConfig:
     return config
 
 
+def check_pretrained_source(name_or_path: str | Path) -> None:
+    """A local folder that is not there is a clear error here rather than a failed Hub lookup; a `namespace/name`
+    that is no local folder is left to the Hub."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return
+    if path.is_absolute() or str(name_or_path).startswith(".") or len(path.parts) != 2 or path.exists():
+        raise InputError(f"pretrained model folder not found: {name_or_path} (recipes/pretrain.py writes one to "
+                         "<output_dir>/final; a Hub model is given as namespace/name)")
+
+
 def warm_started(
     encoder_path: str | Path, decoder_path: str | Path | None = None, tie: bool = False
 ) -> EncoderDecoderModel:
-    """Both sides from pretrained folders (the decoder from the encoder's by default), as Rothe et al. do."""
+    """Both sides from pretrained folders or Hub ids (the decoder from the encoder's by default), as Rothe et al.
+    do: the decoder gets a causal mask and a fresh cross-attention sublayer."""
     for path in {encoder_path, decoder_path or encoder_path}:
-        if not Path(path).is_dir():
-            raise InputError(f"pretrained model folder not found: {path} (make one with recipes/pretrain.py)")
+        check_pretrained_source(path)
     model = EncoderDecoderModel.from_encoder_decoder_pretrained(str(encoder_path), str(decoder_path or encoder_path))
     if tie:
         tie_encoder_decoder(model)
@@ -143,6 +154,6 @@ def generate_texts(model: EncoderDecoderModel, tokenizer, texts: list[str], max_
 
 
 __all__ = [
-    "decoder_config", "generate_texts", "load_encoder_decoder", "random_init", "save_encoder_decoder",
+    "check_pretrained_source", "decoder_config", "generate_texts", "load_encoder_decoder", "random_init", "save_encoder_decoder",
     "set_special_tokens", "tie_encoder_decoder", "warm_started",
 ]
