@@ -222,6 +222,15 @@ def test_save_load_and_remote_code_without_the_package(tmp_path):
     """)
 
 
+def test_text2text_pipeline_is_gone_from_transformers_5():
+    """Why the recipe decodes with `generate` and no pipeline: transformers 5 removed text2text-generation (and
+    summarization/translation). If a release brings it back, this fails and the README should say so."""
+    from transformers import pipeline
+
+    with pytest.raises(KeyError, match="removed|Unknown task"):
+        pipeline("text2text-generation", model=_seq2seq())
+
+
 def test_gradient_checkpointing_trains_the_decoder():
     model = _seq2seq()
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
