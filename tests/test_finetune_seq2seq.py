@@ -1,34 +1,21 @@
 """The seq2seq recipe end to end: it learns the debug copy task, its outputs reload and generate what was scored;
 files and warm starts work; bad input is one clear line."""
 
-import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from accelerate.state import AcceleratorState, GradientState
-from transformers import EncoderDecoderModel
+from transformers import AutoTokenizer, EncoderDecoderModel
 
 from albert_recipes import AlbertRecipesConfig, AlbertRecipesForPreTraining, seq2seq
 from albert_recipes.cli import build_config
 from albert_recipes.errors import InputError
+from recipe_runner import ROOT, load_recipe, run_cli
 
-ROOT = Path(__file__).resolve().parents[1]
 DEBUG = ROOT / "recipes" / "configs" / "finetune_seq2seq" / "debug.yaml"
-
-
-def _load_recipe():
-    spec = importlib.util.spec_from_file_location("finetune_seq2seq_recipe", ROOT / "recipes" / "finetune_seq2seq.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(module)
-    return module
-
-
-recipe = _load_recipe()
+recipe = load_recipe("finetune_seq2seq")
 
 
 @pytest.fixture(autouse=True)
@@ -75,8 +62,6 @@ def test_debug_recipe_learns_to_copy_and_exports_a_model_that_generates_it(tmp_p
     assert model.decoder.albert.embeddings.word_embeddings.weight is model.encoder.embeddings.word_embeddings.weight
     assert model.generation_config.num_beams == 2
     plain = EncoderDecoderModel.from_pretrained(folder).eval()
-    from transformers import AutoTokenizer
-
     tokenizer = AutoTokenizer.from_pretrained(folder)
     sources = [row["source"] for row in rows[:4]]
     for loaded in (model, plain):
@@ -121,9 +106,8 @@ def test_bad_input_is_one_clear_line(tmp_path):
     with pytest.raises(InputError, match="already holds a run"):
         _run(tmp_path, name="used")
     # the command line: exit status 2 and one line naming the bad setting and the allowed values
-    done = subprocess.run([sys.executable, str(ROOT / "recipes" / "finetune_seq2seq.py"), "--config", str(DEBUG),
-                           "data.synthetic_task=sort", f"output_dir={tmp_path / 'cli'}"],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 2
-    assert "data.synthetic_task: 'sort' is not allowed; choose one of ['', 'copy', 'reverse']" in done.stderr
-    assert "Traceback" not in done.stderr and not (tmp_path / "cli").exists()
+    (done,) = run_cli("finetune_seq2seq", [{"argv": ["--config", str(DEBUG), "data.synthetic_task=sort",
+                                                     f"output_dir={tmp_path / 'cli'}"]}])
+    assert done["code"] == 2
+    assert "data.synthetic_task: 'sort' is not allowed; choose one of ['', 'copy', 'reverse']" in done["stderr"]
+    assert "Traceback" not in done["stderr"] and not (tmp_path / "cli").exists()
