@@ -270,3 +270,12 @@ def test_encoder_mode_is_unchanged():
     model = AlbertRecipesModel(config)
     assert not any("crossattention" in name for name in model.state_dict())
     assert model.encoder.albert_layer_groups[0].albert_layers[0].attention.is_causal is False
+
+
+def test_causal_lm_without_is_decoder_warns(caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        model = AlbertRecipesForCausalLM(_config())
+    assert "is_decoder=False attends to later tokens" in caplog.text
+    assert model.get_output_embeddings() is model.predictions.decoder
