@@ -279,3 +279,29 @@ def test_causal_lm_without_is_decoder_warns(caplog):
         model = AlbertRecipesForCausalLM(_config())
     assert "is_decoder=False attends to later tokens" in caplog.text
     assert model.get_output_embeddings() is model.predictions.decoder
+
+
+def test_causal_lm_remote_code_and_text_generation_pipeline(tmp_path, tiny_tokenizer):
+    from transformers import pipeline
+
+    torch.manual_seed(0)
+    config = _config(vocab_size=len(tiny_tokenizer), pad_token_id=tiny_tokenizer.pad_token_id, is_decoder=True,
+                     max_position_embeddings=64)
+    model = AlbertRecipesForCausalLM(config).eval()
+    model.save_pretrained(tmp_path)
+    tiny_tokenizer.save_pretrained(tmp_path)
+    prompt = tiny_tokenizer("the value of", return_tensors="pt", add_special_tokens=False).input_ids
+    expected = model.generate(prompt, max_new_tokens=5, do_sample=False)
+    generate = pipeline("text-generation", model=model, tokenizer=tiny_tokenizer, device="cpu")
+    text = generate("the value of", max_new_tokens=5, do_sample=False, return_full_text=False,
+                    add_special_tokens=False)[0]["generated_text"]
+    assert text == tiny_tokenizer.decode(expected[0, prompt.shape[1]:], skip_special_tokens=True)
+    # a standalone causal LM loads with trust_remote_code alone (its config.json names the class in auto_map)
+    run_without_package(f"""
+        import torch
+        from transformers import AutoModelForCausalLM
+        model = AutoModelForCausalLM.from_pretrained({str(tmp_path)!r}, trust_remote_code=True).eval()
+        assert "transformers_modules" in type(model).__module__
+        out = model.generate(torch.tensor({prompt.tolist()}), max_new_tokens=5, do_sample=False)
+        assert out.tolist() == {expected.tolist()}, out
+    """)
