@@ -6,6 +6,7 @@ import pytest
 import torch
 from transformers import (
     AutoModelForCausalLM,
+    AutoTokenizer,
     BertConfig,
     BertLMHeadModel,
     BertModel,
@@ -290,12 +291,13 @@ def test_causal_lm_remote_code_and_text_generation_pipeline(tmp_path, tiny_token
     model = AlbertRecipesForCausalLM(config).eval()
     model.save_pretrained(tmp_path)
     tiny_tokenizer.save_pretrained(tmp_path)
-    prompt = tiny_tokenizer("the value of", return_tensors="pt", add_special_tokens=False).input_ids
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)  # the pipeline changes its tokenizer (left padding): a copy
+    prompt = tokenizer("the value of", return_tensors="pt", add_special_tokens=False).input_ids
     expected = model.generate(prompt, max_new_tokens=5, do_sample=False)
-    generate = pipeline("text-generation", model=model, tokenizer=tiny_tokenizer, device="cpu")
+    generate = pipeline("text-generation", model=model, tokenizer=tokenizer, device="cpu")
     text = generate("the value of", max_new_tokens=5, do_sample=False, return_full_text=False,
                     add_special_tokens=False)[0]["generated_text"]
-    assert text == tiny_tokenizer.decode(expected[0, prompt.shape[1]:], skip_special_tokens=True)
+    assert text == tokenizer.decode(expected[0, prompt.shape[1]:], skip_special_tokens=True)
     # a standalone causal LM loads with trust_remote_code alone (its config.json names the class in auto_map)
     run_without_package(f"""
         import torch
