@@ -46,6 +46,7 @@ from albert_recipes.errors import InputError
 from albert_recipes.io_utils import atomic_write_text
 from albert_recipes.training import (
     DebugSettings,
+    RunningLoss,
     StopSignals,
     albert_schedule,
     build_optimizer,
@@ -373,24 +374,15 @@ def main(cfg: FinetuneSeq2SeqConfig) -> dict:
 
     # ---- train
     progress = tqdm(total=total_steps, initial=step, desc="seq2seq", disable=not accelerator.is_main_process)
-    losses = torch.zeros(2, dtype=torch.float64, device=accelerator.device)  # (sum, count) since the last log
+    losses = RunningLoss(accelerator.device)
     last = {"saved": None, "start": time.perf_counter()}
 
     def compute_loss(batch: dict) -> torch.Tensor:
-        nonlocal losses
-        loss = model(**batch).loss
-        losses += torch.stack([loss.detach().double(), torch.ones((), dtype=torch.float64, device=loss.device)])
-        return loss
+        return losses.add(model(**batch).loss)
 
     def after_step(step: int, end_of_epoch: bool) -> None:
-        nonlocal losses
         if step % t.log_every == 0 or step == total_steps:
-            total_loss, count = accelerator.reduce(losses, reduction="sum").tolist()
-            logs = {"train/loss": total_loss / max(count, 1), "train/lr": scheduler.get_last_lr()[0]}
-            losses = torch.zeros_like(losses)
-            accelerator.log(logs, step=step)
-            history.append({"step": step, **logs})
-            progress.set_postfix(loss=f"{logs['train/loss']:.4f}")
+            losses.log(accelerator, step, scheduler.get_last_lr()[0], history, progress)
         saved = False
         if (t.eval_every and step % t.eval_every == 0) or (not t.eval_every and end_of_epoch) or step == total_steps:
             texts, loss = predict(model, eval_loaders["validation"], accelerator, tokenizer, greedy)
