@@ -2,6 +2,8 @@
 by the application index, `AlbertRecipesForCausalLM` in `EncoderDecoderModel` with generation, warm start from an
 encoder checkpoint, encoder/decoder tying, save/load and remote code."""
 
+import logging
+
 import pytest
 import torch
 from transformers import (
@@ -274,8 +276,6 @@ def test_encoder_mode_is_unchanged():
 
 
 def test_causal_lm_without_is_decoder_warns(caplog):
-    import logging
-
     with caplog.at_level(logging.WARNING):
         model = AlbertRecipesForCausalLM(_config())
     assert "is_decoder=False attends to later tokens" in caplog.text
@@ -307,3 +307,37 @@ def test_causal_lm_remote_code_and_text_generation_pipeline(tmp_path, tiny_token
         out = model.generate(torch.tensor({prompt.tolist()}), max_new_tokens=5, do_sample=False)
         assert out.tolist() == {expected.tolist()}, out
     """)
+
+
+@pytest.mark.parametrize("extensions", [{"residual_attention": True}, {"depth_weighted_average": True, "layerdrop": 0.2}])
+def test_decoder_with_cross_layer_extensions(extensions):
+    """The cross-layer extensions run in the decoder too: still causal, and cached generation equals uncached.
+    Under sdpa, residual attention runs eagerly, so it must get the materialised causal mask."""
+    try:
+        _check_extensions_in_the_decoder(extensions)
+    finally:  # residual attention under sdpa warns once per process: let test_cross_layer see its own warning
+        logging.Logger.warning_once.cache_clear()
+
+
+def _check_extensions_in_the_decoder(extensions: dict) -> None:
+    model = _seq2seq("sdpa", **extensions)
+    if "depth_weighted_average" in extensions:  # leave the identity start so the averaging really mixes depths
+        for side in (model.encoder, model.decoder.albert):
+            with torch.no_grad():
+                side.encoder.depth_weights.weight.add_(0.3)
+    ids, mask = _source()
+    decoder_ids = torch.randint(5, 40, (3, 6), generator=torch.Generator().manual_seed(2))
+    changed = decoder_ids.clone()
+    changed[:, 4:] = (changed[:, 4:] + 7) % 35 + 5
+    with torch.no_grad():
+        before = model(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids).logits
+        after = model(input_ids=ids, attention_mask=mask, decoder_input_ids=changed).logits
+    torch.testing.assert_close(after[:, :4], before[:, :4], rtol=0, atol=1e-6)
+    runs = [model.generate(ids, attention_mask=mask, max_new_tokens=8, do_sample=False, use_cache=cache,
+                           output_scores=True, return_dict_in_generate=True) for cache in (True, False)]
+    assert torch.equal(runs[0].sequences, runs[1].sequences)
+    for cached, uncached in zip(runs[0].scores, runs[1].scores):
+        torch.testing.assert_close(cached, uncached, rtol=0, atol=1e-5)
+    # elastic depth: the decoder runs only its first application too
+    shallow = model.decoder(decoder_ids, encoder_hidden_states=torch.randn(3, 7, 32), num_layers=1).logits
+    assert shallow.shape == (3, 6, 40)
