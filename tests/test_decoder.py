@@ -53,14 +53,7 @@ def _source(batch: int = 3, length: int = 7) -> tuple[torch.Tensor, torch.Tensor
 def test_causal_mask_hides_later_decoder_tokens(attn):
     model = _seq2seq(attn, inner_group_num=2)
     ids, mask = _source()
-    decoder_ids = torch.randint(5, 40, (3, 6), generator=torch.Generator().manual_seed(2))
-    changed = decoder_ids.clone()
-    changed[:, 4:] = (changed[:, 4:] + 7) % 35 + 5
-    with torch.no_grad():
-        before = model(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids).logits
-        after = model(input_ids=ids, attention_mask=mask, decoder_input_ids=changed).logits
-    torch.testing.assert_close(after[:, :4], before[:, :4], rtol=0, atol=1e-6)
-    assert (after[:, 4:] - before[:, 4:]).abs().max() > 1e-3  # the changed positions do see their own tokens
+    decoder_ids, before = _assert_causal(model)
     # and the encoder stays bidirectional: changing the last source token changes every decoder position
     other = ids.clone()
     other[0, -1] = (other[0, -1] + 1) % 35 + 5
@@ -81,15 +74,33 @@ def test_causal_mask_hides_later_decoder_tokens(attn):
 @pytest.mark.parametrize("groups", [{"inner_group_num": 2}, {"num_hidden_groups": 2}])
 def test_cached_greedy_generation_equals_uncached(groups):
     # inner_group_num=2 applies 2 distinct layers per depth: 4 applications, so 4 cache slots for 2 "layers"
-    model = _seq2seq(**groups)
+    sequences = _assert_cached_equals_uncached(_seq2seq(**groups), max_new_tokens=10)
+    assert sequences.shape[1] > 5 and (sequences[:, 0] == START).all()
+
+
+def _assert_causal(model: EncoderDecoderModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """Changing decoder tokens 4 and 5 leaves the logits of positions 0-3 exactly as they were, and changes 4-5."""
     ids, mask = _source()
-    runs = [model.generate(ids, attention_mask=mask, max_new_tokens=10, do_sample=False, use_cache=cache,
+    decoder_ids = torch.randint(5, 40, (3, 6), generator=torch.Generator().manual_seed(2))
+    changed = decoder_ids.clone()
+    changed[:, 4:] = (changed[:, 4:] + 7) % 35 + 5
+    with torch.no_grad():
+        before = model(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids).logits
+        after = model(input_ids=ids, attention_mask=mask, decoder_input_ids=changed).logits
+    torch.testing.assert_close(after[:, :4], before[:, :4], rtol=0, atol=1e-6)
+    assert (after[:, 4:] - before[:, 4:]).abs().max() > 1e-3  # the changed positions do see their own tokens
+    return decoder_ids, before
+
+
+def _assert_cached_equals_uncached(model: EncoderDecoderModel, max_new_tokens: int) -> torch.Tensor:
+    """Greedy generation with and without the key/value cache: the same tokens and the same scores."""
+    ids, mask = _source()
+    runs = [model.generate(ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, use_cache=cache,
                            output_scores=True, return_dict_in_generate=True) for cache in (True, False)]
     assert torch.equal(runs[0].sequences, runs[1].sequences)
-    assert runs[0].sequences.shape[1] > 5
     for cached, uncached in zip(runs[0].scores, runs[1].scores):
         torch.testing.assert_close(cached, uncached, rtol=0, atol=1e-5)
-    assert (runs[0].sequences[:, 0] == START).all()
+    return runs[0].sequences
 
 
 def test_beam_search_and_sampling():
@@ -325,19 +336,8 @@ def _check_extensions_in_the_decoder(extensions: dict) -> None:
         for side in (model.encoder, model.decoder.albert):
             with torch.no_grad():
                 side.encoder.depth_weights.weight.add_(0.3)
-    ids, mask = _source()
-    decoder_ids = torch.randint(5, 40, (3, 6), generator=torch.Generator().manual_seed(2))
-    changed = decoder_ids.clone()
-    changed[:, 4:] = (changed[:, 4:] + 7) % 35 + 5
-    with torch.no_grad():
-        before = model(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids).logits
-        after = model(input_ids=ids, attention_mask=mask, decoder_input_ids=changed).logits
-    torch.testing.assert_close(after[:, :4], before[:, :4], rtol=0, atol=1e-6)
-    runs = [model.generate(ids, attention_mask=mask, max_new_tokens=8, do_sample=False, use_cache=cache,
-                           output_scores=True, return_dict_in_generate=True) for cache in (True, False)]
-    assert torch.equal(runs[0].sequences, runs[1].sequences)
-    for cached, uncached in zip(runs[0].scores, runs[1].scores):
-        torch.testing.assert_close(cached, uncached, rtol=0, atol=1e-5)
+    decoder_ids, _ = _assert_causal(model)
+    _assert_cached_equals_uncached(model, max_new_tokens=8)
     # elastic depth: the decoder runs only its first application too
     shallow = model.decoder(decoder_ids, encoder_hidden_states=torch.randn(3, 7, 32), num_layers=1).logits
     assert shallow.shape == (3, 6, 40)
