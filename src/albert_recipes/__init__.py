@@ -12,6 +12,8 @@ from . import modeling_albert_recipes
 from .configuration_albert_recipes import PRESETS, AlbertRecipesConfig
 from .lora import register_peft_defaults
 from .modeling_albert_recipes import (
+    AlbertRecipesDecoderModel,
+    AlbertRecipesForCausalLM,
     AlbertRecipesForMaskedLM,
     AlbertRecipesForMultipleChoice,
     AlbertRecipesForPreTraining,

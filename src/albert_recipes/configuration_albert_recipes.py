@@ -65,6 +65,10 @@ class AlbertRecipesConfig(PretrainedConfig):
         sparse_mlm_prediction (extension): when the masked-LM heads get `labels`, compute the vocabulary logits only
             at the labelled (masked) positions; `prediction_logits`/`logits` are then `(num_masked, vocab_size)`.
             Saves most of the head's time and memory in pretraining; the loss is identical.
+        is_decoder (extension): causal self-attention, for `AlbertRecipesForCausalLM` and seq2seq decoders.
+        add_cross_attention (extension, needs `is_decoder`): a cross-attention sublayer over `encoder_hidden_states`,
+            one per layer of a group and so shared across depth like the rest; the decoder of an `EncoderDecoderModel`.
+        use_cache: decoders return a key/value cache for generation.
 
     Cross-layer extensions (ours, not the paper's; all off by default, and off they change nothing). A "layer
     application" is one of the `num_hidden_layers` steps in depth (one pass through a group's `inner_group_num`
@@ -115,6 +119,9 @@ class AlbertRecipesConfig(PretrainedConfig):
         tie_word_embeddings: bool = True,
         # --- extensions (not in the paper; defaults keep the paper's model) ---
         sparse_mlm_prediction: bool = False,
+        is_decoder: bool = False,
+        add_cross_attention: bool = False,
+        use_cache: bool = True,
         residual_attention: bool = False,
         depth_weighted_average: bool = False,
         layerdrop: float = 0.0,
@@ -140,6 +147,9 @@ class AlbertRecipesConfig(PretrainedConfig):
         self.layer_norm_eps = layer_norm_eps
         self.classifier_dropout_prob = classifier_dropout_prob
         self.sparse_mlm_prediction = sparse_mlm_prediction
+        self.is_decoder = is_decoder
+        self.add_cross_attention = add_cross_attention
+        self.use_cache = use_cache
         self.residual_attention = residual_attention
         self.depth_weighted_average = depth_weighted_average
         self.layerdrop = layerdrop
@@ -202,6 +212,9 @@ class AlbertRecipesConfig(PretrainedConfig):
             raise ValueError(f"initializer_range must be positive, got {self.initializer_range!r}")
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(f"pad_token_id ({self.pad_token_id}) must be in [0, vocab_size={self.vocab_size})")
+        if getattr(self, "add_cross_attention", False) and not getattr(self, "is_decoder", False):
+            raise ValueError("add_cross_attention=True needs is_decoder=True: cross-attention belongs to the decoder of "
+                             "a seq2seq model (EncoderDecoderModel sets both)")
         if not 0.0 <= self.layerdrop < 1.0:
             raise ValueError(f"layerdrop must be in [0, 1) (the probability of skipping an application), "
                              f"got {self.layerdrop!r}")

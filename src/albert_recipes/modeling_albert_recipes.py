@@ -5,9 +5,11 @@ weights for `trust_remote_code=True`; it works with transformers 5.0 and later. 
 stock ALBERT, so checkpoints load both ways. What the paper defines: factorized embeddings (vocab -> E -> H),
 cross-layer parameter sharing (`num_hidden_groups` groups of `inner_group_num` layers, applied `num_hidden_layers`
 times), MLM + sentence-order prediction heads. What this file adds: activation checkpointing (the stock model refuses
-it), early input checks with clear errors, the opt-in `sparse_mlm_prediction` head, and the opt-in cross-layer
+it), early input checks with clear errors, the opt-in `sparse_mlm_prediction` head, the opt-in cross-layer
 extensions (see the config): RealFormer residual attention, DenseFormer depth-weighted averaging, elastic depth
-(`num_layers`) with LayerDrop, and PABEE early exit that drops finished rows from the running batch.
+(`num_layers`) with LayerDrop, and PABEE early exit that drops finished rows from the running batch; and decoder mode
+(`is_decoder`, `add_cross_attention`, a key/value cache, `AlbertRecipesForCausalLM`) for `EncoderDecoderModel` and
+generation.
 
 transformers 5 conventions: attention through `ALL_ATTENTION_FUNCTIONS.get_interface` (so `set_attn_implementation`
 works), masks from `masking_utils`, hidden states and attentions recorded by hooks (`_can_record_outputs` +
@@ -15,6 +17,7 @@ works), masks from `masking_utils`, hidden states and attentions recorded by hoo
 only through `_tied_weights_keys`. Extra keyword arguments flow from the heads down to the attention function.
 """
 
+import copy
 import dataclasses
 import inspect
 from collections.abc import Callable
@@ -26,11 +29,15 @@ from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.activations import ACT2FN
-from transformers.masking_utils import create_bidirectional_mask, packed_sequence_mask_function
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer, EncoderDecoderCache
+from transformers.generation import GenerationMixin
+from transformers.masking_utils import create_bidirectional_mask, create_causal_mask, packed_sequence_mask_function
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import (
     BaseModelOutput,
     BaseModelOutputWithPooling,
+    BaseModelOutputWithPoolingAndCrossAttentions,
+    CausalLMOutputWithCrossAttentions,
     MaskedLMOutput,
     MultipleChoiceModelOutput,
     QuestionAnsweringModelOutput,
@@ -55,6 +62,8 @@ logger = logging.get_logger(__name__)
 
 # Newer transformers let the caller forbid the mask-content check (`mask.all()`, a host sync on an accelerator)
 _MASK_SKIP_IS_OPTIONAL = "allow_is_bidirectional_skip" in inspect.signature(create_bidirectional_mask).parameters
+# create_causal_mask's signature moved: 5.0 needs `cache_position` and names the embeddings `input_embeds`
+_CAUSAL_MASK_PARAMETERS = inspect.signature(create_causal_mask).parameters
 
 
 def _reads_values(tensor: torch.Tensor | None) -> bool:
@@ -152,7 +161,7 @@ class AlbertRecipesAttention(nn.Module):
         self.config = config
         self.head_dim = config.hidden_size // config.num_attention_heads
         self.scaling = self.head_dim**-0.5
-        self.is_causal = False  # read by the sdpa/flash kernels
+        self.is_causal = bool(getattr(config, "is_decoder", False))  # read by the sdpa/flash kernels
         self.query = nn.Linear(config.hidden_size, config.hidden_size)
         self.key = nn.Linear(config.hidden_size, config.hidden_size)
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
@@ -167,16 +176,19 @@ class AlbertRecipesAttention(nn.Module):
         attention_mask: torch.Tensor | None = None,
         application_index: int = 0,
         residual_scores: torch.Tensor | None = None,
+        past_key_values: Cache | None = None,
+        key_value_states: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> tuple[torch.Tensor, torch.Tensor | None] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """`application_index`: which application of this shared layer runs (per-application state keys on it).
-        With `config.residual_attention`, `residual_scores` are the raw scores of the layer run before this one, and
-        the raw scores of this one come back as a third output."""
+        """`application_index`: which application of this shared layer runs (per-application state keys on it, such
+        as a decoder's cache slot). With `config.residual_attention`, `residual_scores` are the raw scores of the
+        layer run before this one, and the raw scores of this one come back as a third output. `key_value_states`:
+        what to attend to, if not `hidden_states` (cross-attention)."""
         batch, seq_len, _ = hidden_states.shape
-        heads_shape = (batch, seq_len, -1, self.head_dim)
-        query = self.query(hidden_states).view(heads_shape).transpose(1, 2)  # (B, heads, T, head_dim)
-        key = self.key(hidden_states).view(heads_shape).transpose(1, 2)
-        value = self.value(hidden_states).view(heads_shape).transpose(1, 2)
+        query = self._heads(self.query, hidden_states)  # (B, heads, T, head_dim)
+        key, value = self._keys_values(
+            hidden_states if key_value_states is None else key_value_states, past_key_values, application_index
+        )  # (B, heads, S, head_dim): S = cached + new tokens in a decoder, the source length in cross-attention
 
         dropout = self.attention_dropout.p if self.training else 0.0
         if self.config.residual_attention:
@@ -195,8 +207,21 @@ class AlbertRecipesAttention(nn.Module):
         context = context.reshape(batch, seq_len, -1)  # (B, T, H)
         output = self.LayerNorm(hidden_states + self.output_dropout(self.dense(context)))
         if self.config.residual_attention:
-            return output, weights, scores  # scores: (B, heads, T, T), summed over the layers so far, unmasked
-        return output, weights  # weights: (B, heads, T, T), or None from kernels that do not materialise them
+            return output, weights, scores  # scores: (B, heads, T, S), summed over the layers so far, unmasked
+        return output, weights  # weights: (B, heads, T, S), or None from kernels that do not materialise them
+
+    def _heads(self, projection: nn.Linear, states: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = states.shape
+        return projection(states).view(batch, length, -1, self.head_dim).transpose(1, 2)  # (B, heads, T, head_dim)
+
+    def _keys_values(
+        self, states: torch.Tensor, past_key_values: Cache | None, application_index: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        key, value = self._heads(self.key, states), self._heads(self.value, states)
+        if past_key_values is not None:  # decoding: this application's slot of the cache gets the new tokens
+            cache = getattr(past_key_values, "self_attention_cache", past_key_values)
+            key, value = cache.update(key, value, application_index)
+        return key, value
 
     def kernel(self, output_attentions: bool = False) -> Callable:
         """The attention function configured on the model (`set_attn_implementation` changes it); eager where the
@@ -210,6 +235,29 @@ class AlbertRecipesAttention(nn.Module):
         return ALL_ATTENTION_FUNCTIONS[self.config._attn_implementation]
 
 
+class AlbertRecipesCrossAttention(AlbertRecipesAttention):
+    """Attention from decoder positions to the encoder's output (same parameters and post-LN residual as the
+    self-attention). Its keys/values are computed once per generation and kept in the cross-attention cache."""
+
+    def __init__(self, config: AlbertRecipesConfig):
+        super().__init__(config)
+        self.is_causal = False
+
+    def _keys_values(
+        self, states: torch.Tensor, past_key_values: Cache | None, application_index: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not isinstance(past_key_values, EncoderDecoderCache):
+            return self._heads(self.key, states), self._heads(self.value, states)
+        if past_key_values.is_updated.get(application_index):  # the encoder output does not change while decoding
+            layer = past_key_values.cross_attention_cache.layers[application_index]
+            return layer.keys, layer.values
+        key, value = past_key_values.cross_attention_cache.update(
+            self._heads(self.key, states), self._heads(self.value, states), application_index
+        )
+        past_key_values.is_updated[application_index] = True
+        return key, value
+
+
 class AlbertRecipesLayer(GradientCheckpointingLayer):
     """Post-LN self-attention + feed-forward; one instance is reused at several depths (parameter sharing)."""
 
@@ -217,6 +265,9 @@ class AlbertRecipesLayer(GradientCheckpointingLayer):
         super().__init__()
         self.chunk_size_feed_forward = config.chunk_size_feed_forward
         self.attention = AlbertRecipesAttention(config)
+        if getattr(config, "add_cross_attention", False):
+            # one per layer, so shared across depth like the rest; encoder checkpoints lack it: initialised fresh
+            self.crossattention = AlbertRecipesCrossAttention(config)
         self.ffn = nn.Linear(config.hidden_size, config.intermediate_size)
         self.ffn_output = nn.Linear(config.intermediate_size, config.hidden_size)
         self.activation = _activation(config.hidden_act)
@@ -229,12 +280,20 @@ class AlbertRecipesLayer(GradientCheckpointingLayer):
         attention_mask: torch.Tensor | None = None,
         application_index: int = 0,
         residual_scores: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """With `config.residual_attention`, returns (hidden states, raw attention scores) for the next layer; pass
-        `residual_scores` positionally so reentrant activation checkpointing propagates their gradient too."""
+        `residual_scores` positionally so reentrant activation checkpointing propagates their gradient too (and a
+        decoder's `encoder_hidden_states` likewise)."""
         attended = self.attention(hidden_states, attention_mask, application_index, residual_scores, **kwargs)
         attention_output = attended[0]  # (B, T, H)
+        if encoder_hidden_states is not None:  # seq2seq decoder: attend to the encoder's output (B, S, H)
+            attention_output = self.crossattention(
+                attention_output, encoder_attention_mask, application_index,
+                key_value_states=encoder_hidden_states, **kwargs,
+            )[0]
         if self.chunk_size_feed_forward:  # run it in sequence chunks to save memory (same result)
             ffn_output = apply_chunking_to_forward(self.feed_forward, self.chunk_size_feed_forward, 1, attention_output)
         else:
@@ -316,6 +375,8 @@ class AlbertRecipesTransformer(nn.Module):
         is called after application i (0-based) with its output; it returns None, or a (B,) bool tensor of the
         rows that go on: the others leave the running batch (hidden states, mask, scores, per-row keywords)."""
         hidden_states = self.embedding_hidden_mapping_in(embeddings)  # (B, T, E) -> (B, T, H)
+        # a decoder's encoder states go positionally: reentrant activation checkpointing passes gradients to inputs only
+        cross = kwargs.pop("encoder_hidden_states", None), kwargs.pop("encoder_attention_mask", None)
         depth = self.config.num_hidden_layers if num_layers is None else num_layers
         layers = self.layer_applications()
         inner = self.config.inner_group_num
@@ -325,7 +386,7 @@ class AlbertRecipesTransformer(nn.Module):
             # LayerDrop draws on the CPU generator: no device sync, and seeded runs repeat
             if not (self.training and self.config.layerdrop and torch.rand(()) < self.config.layerdrop):
                 for index in range(step * inner, (step + 1) * inner):
-                    out = layers[index](hidden_states, attention_mask, index, scores, **kwargs)
+                    out = layers[index](hidden_states, attention_mask, index, scores, *cross, **kwargs)
                     hidden_states, scores = out if self.config.residual_attention else (out, None)
             keep = exit_policy(step, hidden_states) if exit_policy is not None else None
             if keep is not None and not bool(keep.all()):
@@ -347,6 +408,7 @@ AUTO_MAP = {
     "AutoModel": "modeling_albert_recipes.AlbertRecipesModel",
     "AutoModelForPreTraining": "modeling_albert_recipes.AlbertRecipesForPreTraining",
     "AutoModelForMaskedLM": "modeling_albert_recipes.AlbertRecipesForMaskedLM",
+    "AutoModelForCausalLM": "modeling_albert_recipes.AlbertRecipesForCausalLM",
     "AutoModelForSequenceClassification": "modeling_albert_recipes.AlbertRecipesForSequenceClassification",
     "AutoModelForTokenClassification": "modeling_albert_recipes.AlbertRecipesForTokenClassification",
     "AutoModelForQuestionAnswering": "modeling_albert_recipes.AlbertRecipesForQuestionAnswering",
@@ -372,7 +434,9 @@ class AlbertRecipesPreTrainedModel(PreTrainedModel):
         # one hidden state per layer application (plus the projected embeddings), so negative indices in
         # `output_hidden_states=[0, -1]` count from `num_layer_applications`, not `num_hidden_layers`
         "hidden_states": _output_recorder(AlbertRecipesLayer, 0, num_hidden_layers_key="num_layer_applications"),
-        "attentions": _output_recorder(AlbertRecipesAttention, 1),
+        # self-attention only, by module name: a decoder's cross-attention is a subclass (".attention" matches as a
+        # substring in transformers 5.0 and as a dotted name part later, never inside "crossattention")
+        "attentions": _output_recorder(AlbertRecipesAttention, 1, layer_name=".attention"),
     }
 
     def __init__(self, config: AlbertRecipesConfig, *inputs, **kwargs):
@@ -403,9 +467,11 @@ def _check_inputs(
     token_type_ids: torch.Tensor | None,
     position_ids: torch.Tensor | None,
     inputs_embeds: torch.Tensor | None,
+    past_length: int = 0,
 ) -> None:
     """Turn the usual input mistakes into a `ValueError` before any kernel runs (torch would give an index error).
-    Shapes are always checked; values on CPU only (see `_reads_values`)."""
+    Shapes are always checked; values on CPU only (see `_reads_values`). `past_length`: tokens a decoder's cache
+    already holds (they take the first positions)."""
     if (input_ids is None) == (inputs_embeds is None):
         raise ValueError("pass exactly one of input_ids or inputs_embeds")
     if input_ids is not None:
@@ -419,19 +485,23 @@ def _check_inputs(
                 f"got shape {tuple(inputs_embeds.shape)}"
             )
         shape = tuple(inputs_embeds.shape[:2])
-    if shape[1] > config.max_position_embeddings:
+    if past_length + shape[1] > config.max_position_embeddings:
+        cached = f" after {past_length} cached tokens" if past_length else ""
         raise ValueError(
-            f"sequence length {shape[1]} exceeds max_position_embeddings={config.max_position_embeddings}; "
-            "truncate the input"
+            f"sequence length {shape[1]}{cached} exceeds max_position_embeddings={config.max_position_embeddings}; "
+            + ("truncate the input" if not past_length else "generate fewer tokens (max_new_tokens)")
         )
     if token_type_ids is not None and tuple(token_type_ids.shape) != shape:
         raise ValueError(f"token_type_ids must have the shape of the input {shape}, got {tuple(token_type_ids.shape)}")
     # a 2-D padding mask, or a ready 4-D one (B, 1 or heads, T, T) that masking_utils passes through as it is
-    if attention_mask is not None and tuple(attention_mask.shape) != shape and not (
-        attention_mask.dim() == 4 and attention_mask.shape[0] == shape[0] and attention_mask.shape[-2:] == shape[1:] * 2
+    # a 2-D padding mask, or a ready 4-D one (B, 1 or heads, T, T) that masking_utils passes through as it is; a
+    # decoder's mask also covers the `past_length` cached tokens
+    keys = past_length + shape[1]
+    if attention_mask is not None and tuple(attention_mask.shape) != (shape[0], keys) and not (
+        attention_mask.dim() == 4 and attention_mask.shape[0] == shape[0] and attention_mask.shape[-2:] == (shape[1], keys)
     ):
         raise ValueError(
-            f"attention_mask must have the shape of the input {shape} (or be a 4-D (batch, 1, {shape[1]}, {shape[1]}) "
+            f"attention_mask must have the shape {(shape[0], keys)} (or be a 4-D (batch, 1, {shape[1]}, {keys}) "
             f"mask), got {tuple(attention_mask.shape)}"
         )
     if position_ids is not None and (position_ids.dim() != 2 or position_ids.shape[-1] != shape[1]):
@@ -476,15 +546,19 @@ def _bidirectional_mask(
     embeddings: torch.Tensor,
     attention_mask: torch.Tensor | None,
     packed: torch.Tensor | None = None,
+    encoder_hidden_states: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
     """masking_utils' mask for the configured kernel: None where nothing is hidden (sdpa's fast path), a 4-D mask
     otherwise. Finding out that nothing is hidden reads the mask, so on an accelerator the mask is always built.
-    `packed` (B, T) example indices make it block-diagonal: a token attends only to its own example."""
+    `packed` (B, T) example indices make it block-diagonal: a token attends only to its own example. With
+    `encoder_hidden_states`: a decoder's cross-attention mask over the encoder's positions."""
     extra = {}
     if _MASK_SKIP_IS_OPTIONAL:
         extra["allow_is_bidirectional_skip"] = attention_mask is None or _reads_values(attention_mask)
     if packed is not None:
         extra["and_mask_function"] = packed_sequence_mask_function(packed)
+    if encoder_hidden_states is not None:
+        extra["encoder_hidden_states"] = encoder_hidden_states
     return create_bidirectional_mask(config, embeddings, attention_mask, **extra)
 
 
@@ -497,6 +571,44 @@ def _first_tokens(sequence_output: torch.Tensor, packed: torch.Tensor | None, po
     if attention_mask is not None and attention_mask.dim() == 2:
         starts = starts & attention_mask.bool()
     return sequence_output[starts]
+
+
+def _causal_mask(
+    config: AlbertRecipesConfig,
+    embeddings: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    past_key_values: Cache | None,
+    output_attentions: bool,
+) -> torch.Tensor | None:
+    """A decoder's self-attention mask over cached + new tokens. sdpa may get None and apply causality itself
+    (`is_causal`), but not when checking the padding mask for holes would wait for an accelerator; and where the
+    eager kernel runs instead of the configured one (it stands in for sdpa to return the weights, see
+    `AlbertRecipesAttention.kernel`; residual attention is always eager), it gets the eager mask."""
+    eager = (output_attentions and config._attn_implementation == "sdpa") or config.residual_attention
+    if eager and config._attn_implementation not in (None, "eager"):
+        config = copy.copy(config)
+        config._attn_implementation_internal = "eager"
+    arguments = {"config": config, "attention_mask": attention_mask, "past_key_values": past_key_values}
+    arguments["inputs_embeds" if "inputs_embeds" in _CAUSAL_MASK_PARAMETERS else "input_embeds"] = embeddings
+    if "cache_position" in _CAUSAL_MASK_PARAMETERS:
+        past = past_key_values.get_seq_length() if past_key_values is not None else 0
+        arguments["cache_position"] = torch.arange(past, past + embeddings.shape[1], device=embeddings.device)
+    if "allow_is_causal_skip" in _CAUSAL_MASK_PARAMETERS:
+        arguments["allow_is_causal_skip"] = attention_mask is None or _reads_values(attention_mask)
+    return create_causal_mask(**arguments)
+
+
+def _fit_cache(cache: Cache, applications: int) -> Cache:
+    """Slots are indexed by application; a `DynamicCache` built from the config has `num_hidden_layers` of them,
+    fewer than the applications when `inner_group_num > 1`: add the missing ones."""
+    for part in (cache.self_attention_cache, cache.cross_attention_cache) if isinstance(cache, EncoderDecoderCache) else (cache,):
+        if getattr(part, "layer_class_to_replicate", None) is not None or len(part.layers) >= applications:
+            continue  # it grows by itself, or is large enough
+        if not all(type(layer) is DynamicLayer for layer in part.layers):
+            raise ValueError(f"the cache has {len(part.layers)} layers but this model runs {applications} layer "
+                             "applications (num_hidden_layers x inner_group_num); use a DynamicCache")
+        part.layers.extend(DynamicLayer() for _ in range(applications - len(part.layers)))
+    return cache
 
 
 class AlbertRecipesModel(AlbertRecipesPreTrainedModel):
@@ -523,17 +635,29 @@ class AlbertRecipesModel(AlbertRecipesPreTrainedModel):
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         num_layers: int | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        past_key_values: Cache | None = None,
+        use_cache: bool | None = None,
         **kwargs: Unpack[TransformersKwargs],
     ) -> BaseModelOutputWithPooling:
         r"""`output_hidden_states` (bool or indices such as `[0, -1]`), `output_attentions` and `return_dict` are
         handled by `capture_outputs`; other keyword arguments reach the attention function. `num_layers` (every
         head takes it): run only the first 1..`num_hidden_layers` layer applications (elastic depth; the hidden
-        states are then the first ones of a full run)."""
-        _check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
+        states are then the first ones of a full run). A decoder (`is_decoder`) also takes the encoder's output
+        `encoder_hidden_states` (B, S, H) with its padding mask `encoder_attention_mask` (B, S), and a key/value cache
+        (`past_key_values`, `use_cache`) for generation."""
         _check_num_layers(self.config, num_layers)
         # the attention layers see the flag whether it came as an argument or from the config
         if kwargs.get("output_attentions") is None:
             kwargs["output_attentions"] = getattr(self.config, "output_attentions", False)
+        if self.config.is_decoder:
+            return self._decode(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, num_layers,
+                                encoder_hidden_states, encoder_attention_mask, past_key_values, use_cache, **kwargs)
+        if encoder_hidden_states is not None:
+            raise ValueError("encoder_hidden_states were given to an encoder; build a decoder with is_decoder=True "
+                             "and add_cross_attention=True")
+        _check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds)
         embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, T, E)
         packed = _packed_sequences(position_ids, embeddings.shape[0])  # (B, T) example of each token, or None
         mask = _bidirectional_mask(self.config, embeddings, attention_mask, packed)
@@ -543,6 +667,53 @@ class AlbertRecipesModel(AlbertRecipesPreTrainedModel):
         if self.pooler is not None:  # (B, H), or (N, H) for N packed examples
             pooled = self.pooler_activation(self.pooler(_first_tokens(sequence_output, packed, position_ids, attention_mask)))
         return BaseModelOutputWithPooling(last_hidden_state=sequence_output, pooler_output=pooled)  # (B, T, H), (B, H)
+
+    def _decode(
+        self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, num_layers, encoder_hidden_states,
+        encoder_attention_mask, past_key_values, use_cache, **kwargs,
+    ) -> BaseModelOutputWithPoolingAndCrossAttentions:
+        """Decoder mode (our extension): causal self-attention over the cached and new tokens, cross-attention to
+        `encoder_hidden_states`; new tokens take the positions after the cached ones."""
+        if encoder_hidden_states is not None and not self.config.add_cross_attention:
+            raise ValueError("encoder_hidden_states need a cross-attention sublayer: build the decoder with "
+                             "add_cross_attention=True (EncoderDecoderModel does)")
+        use_cache = getattr(self.config, "use_cache", True) if use_cache is None else use_cache
+        if use_cache and past_key_values is None:
+            past_key_values = DynamicCache(config=self.config)
+            if encoder_hidden_states is not None:
+                past_key_values = EncoderDecoderCache(past_key_values, DynamicCache(config=self.config))
+        if past_key_values is not None:
+            _fit_cache(past_key_values, self.config.num_layer_applications)
+        past_length = past_key_values.get_seq_length() if past_key_values is not None else 0
+        _check_inputs(self.config, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, past_length)
+        if position_ids is None:
+            length = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+            position_ids = self.embeddings.position_ids[:, past_length : past_length + length]
+        embeddings = self.embeddings(input_ids, token_type_ids, position_ids, inputs_embeds)  # (B, T, E)
+        mask = _causal_mask(self.config, embeddings, attention_mask, past_key_values, kwargs["output_attentions"])
+        if encoder_attention_mask is not None:
+            encoder_attention_mask = _bidirectional_mask(
+                self.config, embeddings, encoder_attention_mask, encoder_hidden_states=encoder_hidden_states
+            )
+        sequence_output = self.encoder(
+            embeddings, mask, num_layers, position_ids=position_ids, encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask, past_key_values=past_key_values, **kwargs,
+        ).last_hidden_state  # (B, T, H)
+        pooled = self.pooler_activation(self.pooler(sequence_output[:, 0])) if self.pooler is not None else None
+        return BaseModelOutputWithPoolingAndCrossAttentions(
+            last_hidden_state=sequence_output, pooler_output=pooled, past_key_values=past_key_values if use_cache else None
+        )
+
+
+class AlbertRecipesDecoderModel(AlbertRecipesModel):
+    """The backbone of `AlbertRecipesForCausalLM`: `AlbertRecipesModel` that also records cross-attention weights
+    under `output_attentions`. A class of its own because transformers registers recorded outputs per class, and an
+    encoder's output has no cross-attention field (stock ALBERT's tuple outputs must not grow one)."""
+
+    _can_record_outputs = {
+        **AlbertRecipesModel._can_record_outputs,
+        "cross_attentions": _output_recorder(AlbertRecipesCrossAttention, 1),
+    }
 
 
 class AlbertRecipesMLMHead(nn.Module):
@@ -712,6 +883,77 @@ class AlbertRecipesForMaskedLM(AlbertRecipesPreTrainedModel):
         logits, loss = _masked_lm(self.predictions, self.config, outputs.last_hidden_state, labels)
         return MaskedLMOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, attentions=outputs.attentions
+        )
+
+
+class AlbertRecipesForCausalLM(AlbertRecipesPreTrainedModel, GenerationMixin):
+    """Left-to-right language model (our extension; ALBERT is an encoder): a causal ALBERT under ALBERT's MLM head,
+    so an MLM checkpoint warm-starts the head too. With `add_cross_attention` it is the decoder that
+    `EncoderDecoderModel` builds through `AutoModelForCausalLM`."""
+
+    _tied_weights_keys = _TIED_MLM_DECODER
+
+    def __init__(self, config: AlbertRecipesConfig):
+        super().__init__(config)
+        if not config.is_decoder:
+            logger.warning("AlbertRecipesForCausalLM with is_decoder=False attends to later tokens; set "
+                           "is_decoder=True for a left-to-right model")
+        self.albert = AlbertRecipesDecoderModel(config, add_pooling_layer=False)
+        self.predictions = AlbertRecipesMLMHead(config)
+        self.post_init()
+
+    # the same MLM head as the masked LM's
+    get_output_embeddings = AlbertRecipesForMaskedLM.get_output_embeddings
+    set_output_embeddings = AlbertRecipesForMaskedLM.set_output_embeddings
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        past_key_values: Cache | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int = 0,
+        **kwargs: Unpack[TransformersKwargs],
+    ) -> CausalLMOutputWithCrossAttentions:
+        r"""
+        labels: (B, T) targets aligned with `input_ids`: the loss predicts token t+1 from tokens <= t (shifted
+            inside), -100 to ignore. (`EncoderDecoderModel` computes its own loss from `logits`.)
+        logits_to_keep: vocabulary logits for the last N positions only (0: all), as generation asks.
+        """
+        if labels is not None:
+            use_cache = False
+        outputs = self.albert(
+            input_ids,
+            attention_mask=attention_mask,
+            token_type_ids=token_type_ids,
+            position_ids=position_ids,
+            inputs_embeds=inputs_embeds,
+            encoder_hidden_states=encoder_hidden_states,
+            encoder_attention_mask=encoder_attention_mask,
+            past_key_values=past_key_values,
+            use_cache=use_cache,
+            return_dict=True,
+            **kwargs,
+        )
+        hidden_states = outputs.last_hidden_state  # (B, T, H)
+        logits = self.predictions(hidden_states[:, -logits_to_keep:] if logits_to_keep else hidden_states)
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+        return CausalLMOutputWithCrossAttentions(
+            loss=loss,
+            logits=logits,  # (B, T, vocab)
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            cross_attentions=outputs.cross_attentions,
         )
 
 
@@ -1012,6 +1254,8 @@ __all__ = [
     "AlbertRecipesForPreTraining",
     "AlbertRecipesForPreTrainingOutput",
     "AlbertRecipesForMaskedLM",
+    "AlbertRecipesDecoderModel",
+    "AlbertRecipesForCausalLM",
     "AlbertRecipesForSequenceClassification",
     "AlbertRecipesSequenceClassifierOutput",
     "AlbertRecipesForTokenClassification",

@@ -519,6 +519,29 @@ class Throughput:
         return value
 
 
+class RunningLoss:
+    """The mean training loss since the last log: summed on the device (no host sync per step), reduced over the
+    processes only when it is logged."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.totals = torch.zeros(2, dtype=torch.float64, device=device)  # (sum, count)
+
+    def add(self, loss: torch.Tensor) -> torch.Tensor:
+        self.totals += torch.stack([loss.detach().double(), torch.ones((), dtype=torch.float64, device=loss.device)])
+        return loss
+
+    def log(self, accelerator, step: int, learning_rate: float, history: list[dict], progress=None) -> dict:
+        """Log {"train/loss", "train/lr"} to the trackers and `history` (and the progress bar), then start over."""
+        total, count = accelerator.reduce(self.totals, reduction="sum").tolist()
+        self.totals = torch.zeros_like(self.totals)
+        logs = {"train/loss": total / max(count, 1), "train/lr": learning_rate}
+        accelerator.log(logs, step=step)
+        history.append({"step": step, **logs})
+        if progress is not None:
+            progress.set_postfix(loss=f"{logs['train/loss']:.4f}")
+        return logs
+
+
 def plot_curves(history: list[dict], panels: list[dict], path: str | Path) -> Path:
     """One PNG with a panel per metric: training values as a thin line, held-out values with markers.
 
