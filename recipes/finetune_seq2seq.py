@@ -311,7 +311,8 @@ def main(cfg: FinetuneSeq2SeqConfig) -> dict:
                                     mixed_precision=t.mixed_precision, cpu=t.cpu, log_with=t.report_to)
     micro_batch_size(t.batch_size, accelerator.num_processes, t.gradient_accumulation_steps)
     resume_from = prepare_output_dir(output_dir, config_to_dict(cfg), resume=t.resume,
-                                     overwrite=t.overwrite_output_dir, changeable=RESUME_CHANGEABLE, outputs=OUTPUTS)
+                                     overwrite=t.overwrite_output_dir, changeable=RESUME_CHANGEABLE, outputs=OUTPUTS,
+                                     defaults=config_to_dict(type(cfg)()))
     logging.basicConfig(level=logging.INFO if accelerator.is_main_process else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("accelerate").setLevel(logging.WARNING)
