@@ -1,6 +1,17 @@
 """Shared pytest fixtures."""
 
 import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def restore_torch_threads():
+    """Recipes run in-process with `train.torch_threads=1` (the debug configs) set torch's process-wide thread count;
+    put it back after every test, so that a later bit-exact comparison of an in-process run with a subprocess run
+    (e.g. tests/test_pretrain.py's resume tests) does not reduce floats over a different number of threads."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 TINY_ONNX = {"embedding_size": 32, "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 128,
              "num_hidden_layers": 3}
