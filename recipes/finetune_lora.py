@@ -56,6 +56,7 @@ from albert_recipes.io_utils import atomic_directory, atomic_write_text
 from albert_recipes.lora import RECIPE_TARGET_MODULES, count_parameters, lora_config
 from albert_recipes.training import (
     DebugSettings,
+    RunningLoss,
     StopSignals,
     albert_schedule,
     build_optimizer,
@@ -694,24 +695,15 @@ def main(cfg: FinetuneLoraConfig) -> dict:
     # ---- train
     progress = tqdm(total=total_steps, initial=step, desc=f"{task} ({cfg.finetune.mode})",
                     disable=not accelerator.is_main_process)
-    losses = torch.zeros(2, dtype=torch.float64, device=accelerator.device)  # (sum, count) since the last log
+    losses = RunningLoss(accelerator.device)  # mean training loss since the last log
     last = {"eval": None, "eval_step": None, "saved": None, "epoch_start": time.perf_counter()}
 
     def compute_loss(batch: dict) -> torch.Tensor:
-        nonlocal losses
-        loss = model(**batch).loss
-        losses += torch.stack([loss.detach().double(), torch.ones((), dtype=torch.float64, device=loss.device)])
-        return loss
+        return losses.add(model(**batch).loss)
 
     def after_step(step: int, end_of_epoch: bool) -> None:
-        nonlocal losses
         if step % t.log_every == 0 or step == total_steps:
-            total_loss, count = accelerator.reduce(losses, reduction="sum").tolist()
-            logs = {"train/loss": total_loss / max(count, 1), "train/lr": scheduler.get_last_lr()[0]}
-            losses = torch.zeros_like(losses)
-            accelerator.log(logs, step=step)
-            history.append({"step": step, **logs})
-            progress.set_postfix(loss=f"{logs['train/loss']:.4f}")
+            losses.log(accelerator, step, scheduler.get_last_lr()[0], history, progress)
         saved = False
         if end_of_epoch:
             state["seconds_per_epoch"].append(time.perf_counter() - last["epoch_start"])
