@@ -245,19 +245,29 @@ def test_text2text_pipeline_is_gone_from_transformers_5():
         pipeline("text2text-generation", model=_seq2seq())
 
 
-def test_gradient_checkpointing_trains_the_decoder():
-    model = _seq2seq()
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
-    model.train()
+@pytest.mark.parametrize("use_reentrant", [True, False])
+def test_gradient_checkpointing_trains_the_decoder(use_reentrant):
+    """Checkpointed training gives the gradients of plain training. The decoder's cache (on by default) must stay
+    off: the recomputation would otherwise update it twice (non-reentrant: a CheckpointError) or read the
+    cross-attention keys it cached without gradient (reentrant: the encoder silently gets no gradient)."""
     ids, mask = _source()
     labels = torch.randint(5, 40, (3, 4))
-    loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-    loss.backward()
-    cross = model.decoder.albert.encoder.albert_layer_groups[0].albert_layers[0].crossattention
-    assert cross.query.weight.grad is not None and cross.query.weight.grad.abs().sum() > 0
-    # the encoder learns through the recomputed cross-attention (its output reaches the layer as an input)
-    encoder_layer = model.encoder.encoder.albert_layer_groups[0].albert_layers[0]
-    assert encoder_layer.ffn.weight.grad is not None and encoder_layer.ffn.weight.grad.abs().sum() > 0
+    grads = []
+    for checkpointing in (False, True):
+        model = _seq2seq()
+        if checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": use_reentrant})
+        model.train()
+        model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+        cross = model.decoder.albert.encoder.albert_layer_groups[0].albert_layers[0].crossattention
+        assert cross.query.weight.grad is not None and cross.query.weight.grad.abs().sum() > 0
+        # the encoder learns through the recomputed cross-attention (its output reaches the layer as an input)
+        encoder_layer = model.encoder.encoder.albert_layer_groups[0].albert_layers[0]
+        assert encoder_layer.ffn.weight.grad is not None and encoder_layer.ffn.weight.grad.abs().sum() > 0
+        grads.append({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for name, grad in grads[0].items():
+        torch.testing.assert_close(grads[1][name], grad, rtol=1e-5, atol=1e-7, msg=name)
 
 
 def test_bad_decoder_input_is_a_clear_error():

@@ -588,7 +588,8 @@ def _causal_mask(
     if eager and config._attn_implementation not in (None, "eager"):
         config = copy.copy(config)
         config._attn_implementation_internal = "eager"
-    arguments = {"config": config, "attention_mask": attention_mask, "past_key_values": past_key_values}
+    cache_name = "cache" if "cache" in _CAUSAL_MASK_PARAMETERS else "past_key_values"  # renamed in transformers 5.24
+    arguments = {"config": config, "attention_mask": attention_mask, cache_name: past_key_values}
     arguments["inputs_embeds" if "inputs_embeds" in _CAUSAL_MASK_PARAMETERS else "input_embeds"] = embeddings
     if "cache_position" in _CAUSAL_MASK_PARAMETERS:
         past = past_key_values.get_seq_length() if past_key_values is not None else 0
@@ -596,6 +597,20 @@ def _causal_mask(
     if "allow_is_causal_skip" in _CAUSAL_MASK_PARAMETERS:
         arguments["allow_is_causal_skip"] = attention_mask is None or _reads_values(attention_mask)
     return create_causal_mask(**arguments)
+
+
+# transformers 5.24 renamed the generation cache, argument and output field, from `past_key_values` to `cache`. The
+# forward methods take either name and outputs use the field this transformers has, so one remote-code file serves
+# 5.0 through 5.24 and later without the deprecation warnings of the old names.
+_CACHE_FIELD = "cache" if "cache" in BaseModelOutputWithPoolingAndCrossAttentions.__dataclass_fields__ else "past_key_values"
+
+
+def _cache_argument(past_key_values: Cache | None, kwargs: dict) -> Cache | None:
+    """The key/value cache given as `past_key_values` (transformers < 5.24) or `cache` (5.24 and later)."""
+    cache = kwargs.pop("cache", None)
+    if cache is not None and past_key_values is not None:
+        raise ValueError("a key/value cache was given both as `cache` and as `past_key_values`; give one")
+    return past_key_values if cache is None else cache
 
 
 def _fit_cache(cache: Cache, applications: int) -> Cache:
@@ -648,6 +663,7 @@ class AlbertRecipesModel(AlbertRecipesPreTrainedModel):
         `encoder_hidden_states` (B, S, H) with its padding mask `encoder_attention_mask` (B, S), and a key/value cache
         (`past_key_values`, `use_cache`) for generation."""
         _check_num_layers(self.config, num_layers)
+        past_key_values = _cache_argument(past_key_values, kwargs)
         # the attention layers see the flag whether it came as an argument or from the config
         if kwargs.get("output_attentions") is None:
             kwargs["output_attentions"] = getattr(self.config, "output_attentions", False)
@@ -678,6 +694,12 @@ class AlbertRecipesModel(AlbertRecipesPreTrainedModel):
             raise ValueError("encoder_hidden_states need a cross-attention sublayer: build the decoder with "
                              "add_cross_attention=True (EncoderDecoderModel does)")
         use_cache = getattr(self.config, "use_cache", True) if use_cache is None else use_cache
+        if self.training and torch.is_grad_enabled() and self.encoder.layer_applications()[0].gradient_checkpointing:
+            # the recomputation in backward would write the cache a second time and read cross-attention keys that
+            # were computed without gradient (the encoder would not learn): no cache while checkpointing, as stock
+            if use_cache or past_key_values is not None:
+                logger.warning_once("activation checkpointing is on while training: the decoder runs without a cache")
+            use_cache, past_key_values = False, None
         if use_cache and past_key_values is None:
             past_key_values = DynamicCache(config=self.config)
             if encoder_hidden_states is not None:
@@ -701,7 +723,7 @@ class AlbertRecipesModel(AlbertRecipesPreTrainedModel):
         ).last_hidden_state  # (B, T, H)
         pooled = self.pooler_activation(self.pooler(sequence_output[:, 0])) if self.pooler is not None else None
         return BaseModelOutputWithPoolingAndCrossAttentions(
-            last_hidden_state=sequence_output, pooler_output=pooled, past_key_values=past_key_values if use_cache else None
+            last_hidden_state=sequence_output, pooler_output=pooled, **{_CACHE_FIELD: past_key_values if use_cache else None}
         )
 
 
@@ -927,6 +949,7 @@ class AlbertRecipesForCausalLM(AlbertRecipesPreTrainedModel, GenerationMixin):
             inside), -100 to ignore. (`EncoderDecoderModel` computes its own loss from `logits`.)
         logits_to_keep: vocabulary logits for the last N positions only (0: all), as generation asks.
         """
+        past_key_values = _cache_argument(past_key_values, kwargs)
         if labels is not None:
             use_cache = False
         outputs = self.albert(
@@ -950,7 +973,7 @@ class AlbertRecipesForCausalLM(AlbertRecipesPreTrainedModel, GenerationMixin):
         return CausalLMOutputWithCrossAttentions(
             loss=loss,
             logits=logits,  # (B, T, vocab)
-            past_key_values=outputs.past_key_values,
+            **{_CACHE_FIELD: getattr(outputs, _CACHE_FIELD)},
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
             cross_attentions=outputs.cross_attentions,

@@ -1,4 +1,4 @@
-"""Our stand-ins for the three helpers the vendored testers import but the transformers 5.23.0 sdist does not ship.
+"""Our stand-ins for the three helpers the vendored testers import but the transformers 5.24.0 sdist does not ship.
 
 Written here, not copied: the GitHub test tree is not part of the sdist. Each keeps the contract the vendored code
 relies on, and none of them lets a test pass that upstream would fail:
@@ -37,7 +37,7 @@ class GenerationTesterMixin:
 
 
 class ExportTesterMixin:
-    """torch.export conformance of every class in `all_model_classes` (needs `transformers.exporters`, 5.23)."""
+    """torch.export conformance of every class in `all_model_classes` (needs `transformers.exporters`, 5.23 and 5.24)."""
 
     test_torch_exportable = True
 

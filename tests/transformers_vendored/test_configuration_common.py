@@ -1,10 +1,10 @@
 # ---------------------------------------------------------------------------------------------------------------------
-# VENDORED, PINNED: tests/test_configuration_common.py of transformers 5.23.0, from the PyPI source distribution
-# transformers-5.23.0.tar.gz (sha256 19d647a4d5d903a7c644ca5cde2d86efc3dde7d8c687ae7988806ff2205efa71; this file's
+# VENDORED, PINNED: tests/test_configuration_common.py of transformers 5.24.0, from the PyPI source distribution
+# transformers-5.24.0.tar.gz (sha256 906cb8c3cb2123575e263962586a4d21a979ce97feeb95fe6aaf66fe6ae88bf3; this file's
 # original sha256 a8ac6455ff1bc085c147de71930a3bf57eb4e1ff880102ccaa627477b1f111e4). Copyright The HuggingFace Team, Apache License 2.0 (notice below, unchanged).
 # Changed, and nothing else: imports only. `config_common_kwargs` (tests/utils/test_configuration_utils.py) is not in the sdist;
 # it comes from ./standins.py (see there).
-# Used by tests/transformers_vendored/test_modeling_albert_recipes.py against transformers 5.23.x only.
+# Used by tests/transformers_vendored/test_modeling_albert_recipes.py against transformers 5.24.x only.
 # ---------------------------------------------------------------------------------------------------------------------
 # Copyright 2019 HuggingFace Inc.
 #

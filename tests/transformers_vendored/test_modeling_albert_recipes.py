@@ -1,4 +1,4 @@
-"""transformers' common model and config tests (vendored, 5.23.0) run on our ALBERT classes.
+"""transformers' common model and config tests (vendored, 5.24.0) run on our ALBERT classes.
 
 Built like transformers' own ALBERT test (tests/models/albert/test_modeling_albert.py): the same tiny sizes, the same
 head checks, `ModelTesterMixin` + `ConfigTester(hidden_size=37)`. Its `PipelineTesterMixin` is left out: those tests
@@ -18,9 +18,9 @@ import pytest
 import torch
 import transformers
 
-if not transformers.__version__.startswith("5.23."):
+if not transformers.__version__.startswith("5.24."):
     pytest.skip(
-        f"the vendored testers are pinned to transformers 5.23.x; this is {transformers.__version__}",
+        f"the vendored testers are pinned to transformers 5.24.x; this is {transformers.__version__}",
         allow_module_level=True,
     )
 
