@@ -147,8 +147,7 @@ def main(argv=None) -> list[dict]:
 
     args.results_dir.mkdir(parents=True, exist_ok=True)
     json_path = args.results_dir / "sst2.json"
-    previous = json.loads(json_path.read_text())["rows"] if json_path.is_file() else []
-    results = {(r["init"], r["mode"], r.get("lr")): r for r in previous}
+    results = {}
     for init in args.rows.split(","):
         for mode in args.modes.split(","):
             if init == "pretrained" and not args.pretrained.is_dir():
@@ -174,12 +173,18 @@ def main(argv=None) -> list[dict]:
                 "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), "
                            f"torch {torch.__version__}",
             }
+    # merged with the saved rows only now, so two invocations for different rows (e.g. `--rows random` and
+    # `--rows pretrained`, one per core) can run side by side; this run's rows win
+    previous = json.loads(json_path.read_text())["rows"] if json_path.is_file() else []
+    results = {**{(r["init"], r["mode"], r.get("lr")): r for r in previous}, **results}
     # an "ok" row replaces the "not run" placeholder of the same base and mode
     results = {key: row for key, row in results.items()
                if row["status"] == "ok" or not any(k[:2] == key[:2] and r["status"] == "ok" for k, r in results.items())}
     order = {"random": 0, "pretrained": 1, "lora": 0, "full": 1}
     rows = sorted(results.values(), key=lambda r: (order[r["init"]], order[r["mode"]], r.get("lr") or 0))
-    json_path.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+    tmp = json_path.with_name(json_path.name + ".tmp")
+    tmp.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
+    tmp.replace(json_path)
     table = _markdown(rows, args.pretrained)
     (args.results_dir / "sst2.md").write_text(table)
     if (args.pretrained / "curves.png").is_file():
