@@ -318,7 +318,8 @@ def test_causal_lm_remote_code_and_text_generation_pipeline(tmp_path, tiny_token
     generate = pipeline("text-generation", model=model, tokenizer=tokenizer, device="cpu")
     text = generate("the value of", max_new_tokens=5, do_sample=False, return_full_text=False,
                     add_special_tokens=False)[0]["generated_text"]
-    assert text == tokenizer.decode(expected[0, prompt.shape[1]:], skip_special_tokens=True)
+    # the same tokens; transformers 5.0's pipeline keeps the space that separated them from the prompt, later ones not
+    assert text.strip() == tokenizer.decode(expected[0, prompt.shape[1]:], skip_special_tokens=True).strip()
     # a standalone causal LM loads with trust_remote_code alone (its config.json names the class in auto_map)
     run_without_package(f"""
         import torch
