@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import sys
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -134,6 +136,28 @@ def _markdown(rows: list[dict], pretrained: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def save_rows(results_dir: Path, results: dict, pretrained: Path) -> list[dict]:
+    """Merge this run's rows (keyed by base, mode, lr; they win) into results_dir/sst2.{json,md} and return them all.
+
+    Merged at the end of a run under a file lock, so row sets run side by side (`--rows random` and `--rows
+    pretrained`, one per core: `make cpu-hour`) all land in one table; written atomically."""
+    json_path = results_dir / "sst2.json"
+    with FileLock(str(json_path) + ".lock"):
+        previous = json.loads(json_path.read_text())["rows"] if json_path.is_file() else []
+        results = {**{(r["init"], r["mode"], r.get("lr")): r for r in previous}, **results}
+        # an "ok" row replaces the "not run" placeholder of the same base and mode
+        results = {key: row for key, row in results.items() if row["status"] == "ok"
+                   or not any(k[:2] == key[:2] and r["status"] == "ok" for k, r in results.items())}
+        order = {"random": 0, "pretrained": 1, "lora": 0, "full": 1}
+        rows = sorted(results.values(), key=lambda r: (order[r["init"]], order[r["mode"]], r.get("lr") or 0))
+        for path, text in ((json_path, json.dumps({"rows": rows}, indent=2) + "\n"),
+                           (results_dir / "sst2.md", _markdown(rows, pretrained))):
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(text)
+            tmp.replace(path)
+    return rows
+
+
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
     if args.write_unlabeled:
@@ -146,7 +170,6 @@ def main(argv=None) -> list[dict]:
     from albert_recipes.cli import build_config
 
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    json_path = args.results_dir / "sst2.json"
     results = {}
     for init in args.rows.split(","):
         for mode in args.modes.split(","):
@@ -173,20 +196,8 @@ def main(argv=None) -> list[dict]:
                 "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), "
                            f"torch {torch.__version__}",
             }
-    # merged with the saved rows only now, so two invocations for different rows (e.g. `--rows random` and
-    # `--rows pretrained`, one per core) can run side by side; this run's rows win
-    previous = json.loads(json_path.read_text())["rows"] if json_path.is_file() else []
-    results = {**{(r["init"], r["mode"], r.get("lr")): r for r in previous}, **results}
-    # an "ok" row replaces the "not run" placeholder of the same base and mode
-    results = {key: row for key, row in results.items()
-               if row["status"] == "ok" or not any(k[:2] == key[:2] and r["status"] == "ok" for k, r in results.items())}
-    order = {"random": 0, "pretrained": 1, "lora": 0, "full": 1}
-    rows = sorted(results.values(), key=lambda r: (order[r["init"]], order[r["mode"]], r.get("lr") or 0))
-    tmp = json_path.with_name(json_path.name + ".tmp")
-    tmp.write_text(json.dumps({"rows": rows}, indent=2) + "\n")
-    tmp.replace(json_path)
+    rows = save_rows(args.results_dir, results, args.pretrained)
     table = _markdown(rows, args.pretrained)
-    (args.results_dir / "sst2.md").write_text(table)
     if (args.pretrained / "curves.png").is_file():
         shutil.copyfile(args.pretrained / "curves.png", args.results_dir / "sst2.pretraining.png")
     print(table)
