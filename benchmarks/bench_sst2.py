@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import shutil
 import sys
@@ -27,6 +26,8 @@ from pathlib import Path
 
 import torch
 from filelock import FileLock
+
+from albert_recipes.io_utils import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -136,8 +137,9 @@ def _markdown(rows: list[dict], pretrained: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_rows(results_dir: Path, results: dict, pretrained: Path) -> list[dict]:
-    """Merge this run's rows (keyed by base, mode, lr; they win) into results_dir/sst2.{json,md} and return them all.
+def save_rows(results_dir: Path, results: dict, pretrained: Path) -> tuple[list[dict], str]:
+    """Merge this run's rows (keyed by base, mode, lr; they win) into results_dir/sst2.{json,md}; returns all rows
+    and the Markdown table.
 
     Merged at the end of a run under a file lock, so row sets run side by side (`--rows random` and `--rows
     pretrained`, one per core: `make cpu-hour`) all land in one table; written atomically."""
@@ -150,12 +152,10 @@ def save_rows(results_dir: Path, results: dict, pretrained: Path) -> list[dict]:
                    or not any(k[:2] == key[:2] and r["status"] == "ok" for k, r in results.items())}
         order = {"random": 0, "pretrained": 1, "lora": 0, "full": 1}
         rows = sorted(results.values(), key=lambda r: (order[r["init"]], order[r["mode"]], r.get("lr") or 0))
-        for path, text in ((json_path, json.dumps({"rows": rows}, indent=2) + "\n"),
-                           (results_dir / "sst2.md", _markdown(rows, pretrained))):
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(text)
-            tmp.replace(path)
-    return rows
+        table = _markdown(rows, pretrained)
+        atomic_write_text(json_path, json.dumps({"rows": rows}, indent=2) + "\n")
+        atomic_write_text(results_dir / "sst2.md", table)
+    return rows, table
 
 
 def main(argv=None) -> list[dict]:
@@ -196,8 +196,7 @@ def main(argv=None) -> list[dict]:
                 "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s), "
                            f"torch {torch.__version__}",
             }
-    rows = save_rows(args.results_dir, results, args.pretrained)
-    table = _markdown(rows, args.pretrained)
+    rows, table = save_rows(args.results_dir, results, args.pretrained)
     if (args.pretrained / "curves.png").is_file():
         shutil.copyfile(args.pretrained / "curves.png", args.results_dir / "sst2.pretraining.png")
     print(table)

@@ -38,4 +38,4 @@ def test_concurrent_row_sets_merge(tmp_path):
         ("random", "lora", 0.6), ("random", "full", 0.7), ("pretrained", "lora", 0.6), ("pretrained", "full", 0.7)]
     table = (tmp_path / "sst2.md").read_text()
     assert table.count("| pretrained |") == 2 and "not run" not in table
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob("*tmp*"))  # no temporary file of the atomic writes is left

@@ -64,6 +64,7 @@ logger = logging.get_logger(__name__)
 _MASK_SKIP_IS_OPTIONAL = "allow_is_bidirectional_skip" in inspect.signature(create_bidirectional_mask).parameters
 # create_causal_mask's signature moved: 5.0 needs `cache_position` and names the embeddings `input_embeds`
 _CAUSAL_MASK_PARAMETERS = inspect.signature(create_causal_mask).parameters
+_CAUSAL_MASK_CACHE = "cache" if "cache" in _CAUSAL_MASK_PARAMETERS else "past_key_values"  # renamed in transformers 5.24
 
 
 def _reads_values(tensor: torch.Tensor | None) -> bool:
@@ -588,8 +589,7 @@ def _causal_mask(
     if eager and config._attn_implementation not in (None, "eager"):
         config = copy.copy(config)
         config._attn_implementation_internal = "eager"
-    cache_name = "cache" if "cache" in _CAUSAL_MASK_PARAMETERS else "past_key_values"  # renamed in transformers 5.24
-    arguments = {"config": config, "attention_mask": attention_mask, cache_name: past_key_values}
+    arguments = {"config": config, "attention_mask": attention_mask, _CAUSAL_MASK_CACHE: past_key_values}
     arguments["inputs_embeds" if "inputs_embeds" in _CAUSAL_MASK_PARAMETERS else "input_embeds"] = embeddings
     if "cache_position" in _CAUSAL_MASK_PARAMETERS:
         past = past_key_values.get_seq_length() if past_key_values is not None else 0
