@@ -13,7 +13,7 @@ from transformers import AutoTokenizer
 from albert_recipes.cli import ConfigError, build_config
 from albert_recipes.corpus import load_documents, load_embedded_corpus
 from albert_recipes.errors import InputError
-from albert_recipes.tokenization import train_tokenizer_on_documents, train_unigram_tokenizer
+from albert_recipes.tokenization import reservoir_sample, train_tokenizer_on_documents, train_unigram_tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 WIKITEXT = ROOT / ".." / "shared" / "data" / "wikitext-2"
@@ -114,15 +114,17 @@ def test_recipe_debug_config(tmp_path):
         assert first_line.startswith(f"# python recipes/train_tokenizer.py --config {config}")
 
 
-def test_two_fresh_processes_write_identical_tokenizer_files(tmp_path):
+@pytest.mark.parametrize("max_sentences", [2_000_000, 300], ids=["whole-corpus", "sampled"])
+def test_two_fresh_processes_write_identical_tokenizer_files(tmp_path, max_sentences):
     """Same corpus and settings in two fresh interpreters -> byte-identical files (the `tokenizers` Unigram trainer
-    fails this: its EM sums run in hash-map order, which differs per process)."""
+    fails this: its EM sums run in hash-map order, which differs per process). "sampled": more sentences than
+    max_sentences, so a sample is drawn (SentencePiece's own sampler failed this: a new sample in every process)."""
     script = (
         "import sys\n"
         "from albert_recipes.corpus import load_embedded_corpus\n"
         "from albert_recipes.tokenization import train_tokenizer_on_documents\n"
         "train_tokenizer_on_documents(load_embedded_corpus()[:80], vocab_size=500, show_progress=False,\n"
-        "                             output_dir=sys.argv[1])\n"
+        f"                             output_dir=sys.argv[1], max_sentences={max_sentences})\n"
     )
     folders = [tmp_path / "a", tmp_path / "b"]
     for folder in folders:
@@ -131,6 +133,22 @@ def test_two_fresh_processes_write_identical_tokenizer_files(tmp_path):
     assert "tokenizer.json" in names and names == sorted(p.name for p in folders[1].iterdir())
     for name in names:
         assert (folders[0] / name).read_bytes() == (folders[1] / name).read_bytes(), name
+
+
+def test_reservoir_sample_is_uniform_ordered_and_reproducible():
+    stream = [f"s{i}" for i in range(100)]
+    sample = reservoir_sample(iter(stream), 10, seed=3)
+    assert len(sample) == 10 and len(set(sample)) == 10 and set(sample) <= set(stream)
+    assert sample == sorted(sample, key=stream.index)  # stream order
+    assert reservoir_sample(iter(stream), 10, seed=3) == sample
+    assert reservoir_sample(iter(stream), 10, seed=4) != sample
+    assert reservoir_sample(iter(stream[:7]), 10, seed=3) == stream[:7]  # a short stream comes back whole
+    # Uniform: over many seeds every item is kept about k/n = 10% of the time (first/last items included).
+    counts = {item: 0 for item in stream}
+    for seed in range(2000):
+        for item in reservoir_sample(iter(stream), 10, seed):
+            counts[item] += 1
+    assert all(140 <= c <= 270 for c in counts.values()), sorted(counts.values())[:3] + sorted(counts.values())[-3:]
 
 
 def _recipe(tmp_path, *overrides):

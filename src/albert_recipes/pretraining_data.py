@@ -36,13 +36,14 @@ from typing import Any, ContextManager
 import numpy as np
 
 from .errors import InputError
+from .mapped_pages import release_arrow_pages
 
 logger = logging.getLogger(__name__)
 
 # Bump when the bytes a stage writes change for the same inputs (parsing, cutting, tokenizer training), so that
 # caches written by an older version are not reused.
 DOCUMENTS_VERSION = 1
-TOKENIZER_VERSION = 1
+TOKENIZER_VERSION = 2  # 2: our own seeded sample of max_sentences (SentencePiece's was not reproducible)
 SOP_VERSION = 1
 
 
@@ -306,6 +307,7 @@ class _DocumentSentences:
 
     def __iter__(self) -> Iterator[list[str]]:
         for batch in self.documents.iter(batch_size=1000):
+            release_arrow_pages()  # the scan would otherwise leave the whole corpus counted in this process's RSS
             yield from batch["sentences"]
 
 

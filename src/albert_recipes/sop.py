@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .mapped_pages import release_arrow_pages
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ def _tokenize_batch(batch: dict[str, list], indices: list[int] | None = None, *,
     )
     ids = iter(ids["input_ids"])
     segments = [[s for s in (next(ids) for _ in document) if s] for document in documents]
+    release_arrow_pages()  # the batch is in Python lists now: keep the scanned corpus out of this process's RSS
     if indices is None:
         return {"segments": segments}
     return {"segments": segments, "document": list(indices)}  # the document's index in the whole corpus
@@ -174,6 +176,7 @@ def _instances_batch(
                 # 1 when B came from a random other document (label forced to 1): the training core reports SOP
                 # accuracy separately for these and for real order pairs.
                 out["sop_random_document"].append(int(from_other))
+    release_arrow_pages()  # pages of this batch and of the random documents drawn: out of RSS, still cached
     return out
 
 

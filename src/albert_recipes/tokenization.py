@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import random
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -39,6 +40,26 @@ def _texts_from_documents(documents: Iterable[list[str]]) -> Iterator[str]:
         yield from document
 
 
+def reservoir_sample(items: Iterable[str], k: int, seed: int) -> list[str]:
+    """A uniform sample of at most `k` items of a stream of any length, in stream order, the same for a seed.
+
+    Algorithm R with Python's seeded `random.Random` (stable across processes and Python versions). Written here
+    because SentencePiece's own sampler is not reproducible (see `train_unigram_tokenizer`). A stream of at most
+    `k` items comes back whole, in order.
+    """
+    rng = random.Random(seed)
+    kept: list[tuple[int, str]] = []
+    for i, item in enumerate(items):
+        if i < k:
+            kept.append((i, item))
+        else:
+            j = rng.randrange(i + 1)
+            if j < k:
+                kept[j] = (i, item)
+    kept.sort(key=lambda pair: pair[0])
+    return [item for _, item in kept]
+
+
 # SentencePiece's trainer runs its EM steps on this many threads, whatever the machine: the result depends on the
 # thread count (partial sums are added per thread), so a fixed count gives the same pieces on every machine.
 SPM_NUM_THREADS = 8
@@ -66,8 +87,11 @@ def train_unigram_tokenizer(
     The pieces are then loaded into the fast, `tokenizers`-backed `AlbertTokenizer`, whose normalizer is applied to
     every text before SentencePiece sees it, so training and use agree.
 
-    Memory: texts are streamed; SentencePiece keeps at most `max_sentences` of them, a uniform sample drawn with
-    `seed` (reservoir sampling) when there are more, so a corpus of any size trains in bounded memory.
+    Memory: texts are streamed; at most `max_sentences` of them are kept, a uniform sample drawn with `seed`
+    (reservoir sampling, `reservoir_sample`) when there are more, so a corpus of any size trains in bounded memory.
+    The sample is ours, not SentencePiece's: its own sampler gives a different sample in every process whatever
+    `set_random_generator_seed` says (measured: two runs, two vocabularies), which broke same-seed reproducibility
+    on corpora larger than `max_sentences`.
     `total` (the number of texts, if known) only feeds the progress bar. A small corpus may yield fewer pieces
     than `vocab_size` (the trainer stops when it runs out). `character_coverage` 1.0 keeps every character seen.
     """
@@ -87,23 +111,29 @@ def train_unigram_tokenizer(
 
     def normalized() -> Iterator[str]:
         nonlocal seen
+        for text in tqdm(texts, total=total, desc="tokenizer: reading", unit=" texts", disable=not show_progress):
+            if not isinstance(text, str):
+                raise InputError(f"tokenizer training expects strings, got {type(text).__name__}: {text!r:.80}")
+            text = " ".join(normalizer.normalize_str(text).split())  # whitespace as WhitespaceSplit sees it
+            if text:
+                seen += 1
+                yield text
+
+    def sample() -> Iterator[str]:
         try:
-            for text in tqdm(texts, total=total, desc="tokenizer: reading", unit=" texts", disable=not show_progress):
-                if not isinstance(text, str):
-                    raise InputError(f"tokenizer training expects strings, got {type(text).__name__}: {text!r:.80}")
-                text = " ".join(normalizer.normalize_str(text).split())  # whitespace as WhitespaceSplit sees it
-                if text:
-                    seen += 1
-                    yield text
+            kept = reservoir_sample(normalized(), max_sentences, seed)
         except Exception as err:
             failure.append(err)
             raise
+        for i in range(len(kept)):  # hand each text over and drop our reference: SentencePiece keeps its own copy
+            text, kept[i] = kept[i], None
+            yield text
 
     model = io.BytesIO()
-    spm.set_random_generator_seed(seed)  # the reservoir sample of sentences when there are more than max_sentences
+    spm.set_random_generator_seed(seed)  # whatever else in the trainer draws random numbers
     try:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=normalized(),
+            sentence_iterator=sample(),
             model_writer=model,
             model_type="unigram",
             vocab_size=vocab_size,

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from .errors import InputError
+from .mapped_pages import release_arrow_pages
 
 # ---------------------------------------------------------------------------------------------------- accelerator
 
@@ -284,6 +285,8 @@ def train_loop(
             done += 1
             if progress is not None:
                 progress.update(1)
+            if step % 100 == 0:  # the epoch's memory-mapped examples read so far: out of RSS (see mapped_pages)
+                release_arrow_pages()
             if after_step is not None:
                 after_step(step, done == in_epoch)
             if step >= max_steps or (stop is not None and stop.requested()):
