@@ -80,10 +80,7 @@ def unlabeled_sentences(train_tsv: Path) -> list[str]:
 
 def write_unlabeled_corpus(train_tsv: Path, output: Path) -> Path:
     """`unlabeled_sentences` as JSONL, one single-sentence document per record (what pretraining reads)."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    tmp.write_text("".join(json.dumps({"text": s}) + "\n" for s in unlabeled_sentences(train_tsv)), encoding="utf-8")
-    tmp.replace(output)
+    atomic_write_text(output, "".join(json.dumps({"text": s}) + "\n" for s in unlabeled_sentences(train_tsv)))
     return output
 
 

@@ -39,3 +39,15 @@ def test_concurrent_row_sets_merge(tmp_path):
     table = (tmp_path / "sst2.md").read_text()
     assert table.count("| pretrained |") == 2 and "not run" not in table
     assert not list(tmp_path.glob("*tmp*"))  # no temporary file of the atomic writes is left
+
+
+def test_unlabeled_corpus_keeps_whole_sentences_only_and_is_written_whole(tmp_path):
+    tsv = tmp_path / "train.tsv"
+    tsv.write_text("sentence\tlabel\na fine film\t1\nfine film\t1\na dull , dull plot\t0\ndull plot\t0\n"
+                   "nothing else\t0\n", encoding="utf-8")
+    output = tmp_path / "out" / "sentences.jsonl"
+    assert bench_sst2.write_unlabeled_corpus(tsv, output) == output
+    records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    # phrases of longer rows are dropped; longest first, ties alphabetical
+    assert records == [{"text": "a dull , dull plot"}, {"text": "a fine film"}, {"text": "nothing else"}]
+    assert sorted(p.name for p in output.parent.iterdir()) == ["sentences.jsonl"]  # no temp file left
