@@ -13,35 +13,37 @@ lost. Linux only; elsewhere it does nothing.
 from __future__ import annotations
 
 import ctypes
+import functools
 import mmap
 import os
 import sys
 
 _MAPS = "/proc/self/maps"
-_libc = None
+_SUPPORTED = sys.platform.startswith("linux") and hasattr(mmap, "MADV_DONTNEED") and os.path.exists(_MAPS)
 
 
+@functools.cache
 def _madvise():
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        _libc.madvise.restype = ctypes.c_int
-    return _libc.madvise
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    libc.madvise.restype = ctypes.c_int
+    return libc.madvise
 
 
 def release_arrow_pages(suffix: str = ".arrow") -> int:
     """Drop this process's resident pages of read-only mappings whose file name ends with `suffix`.
 
     Returns the bytes of mapped address space advised (0 where unsupported). Safe while the tables stay in use:
-    the pages are read back on the next access.
+    the pages are read back on the next access. Called once per batch by the data pipeline, so the map listing
+    (over a thousand lines once torch is loaded) is filtered by substring before any line is parsed.
     """
-    if not sys.platform.startswith("linux") or not hasattr(mmap, "MADV_DONTNEED") or not os.path.exists(_MAPS):
+    if not _SUPPORTED:
         return 0
     released = 0
-    madvise = _madvise()
     with open(_MAPS, encoding="utf-8", errors="replace") as maps:
         for line in maps:
+            if suffix not in line:
+                continue
             fields = line.split(maxsplit=5)
             if len(fields) < 6 or "w" in fields[1]:  # writable mappings may hold private data: never touched
                 continue
@@ -49,6 +51,6 @@ def release_arrow_pages(suffix: str = ".arrow") -> int:
             if not path.endswith(suffix):
                 continue
             start, end = (int(x, 16) for x in fields[0].split("-"))
-            if madvise(start, end - start, mmap.MADV_DONTNEED) == 0:
+            if _madvise()(start, end - start, mmap.MADV_DONTNEED) == 0:
                 released += end - start
     return released
