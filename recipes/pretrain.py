@@ -285,6 +285,19 @@ def prepare_data(cfg: PretrainConfig, accelerator, max_position_embeddings: int)
                                     main_process_first=accelerator.main_process_first)
 
 
+def held_out_scoring(cfg: PretrainConfig, data):
+    """What every held-out evaluation of a run scores against: the held-out examples, the masking settings, the
+    held-out collator (fixed masks, so evaluations compare) and the training data's (V,) unigram log-probabilities.
+    benchmarks/rescore_pretraining.py uses it to score an export exactly as its run did."""
+    t = cfg.train
+    eval_set = data.eval_set.select(range(min(len(data.eval_set), t.eval_max_examples)))
+    collator_args = dict(tokenizer=data.tokenizer, mlm_probability=cfg.data.mlm_probability, mode=cfg.data.masking,
+                         max_predictions_per_seq=cfg.data.max_predictions_per_seq, max_ngram=cfg.data.max_ngram)
+    eval_collator = NgramMaskingCollator(seed=t.seed + 1, **collator_args)
+    unigram = pm.unigram_log_probs(data.train_set(0), data.tokenizer.all_special_ids, len(data.tokenizer))
+    return eval_set, collator_args, eval_collator, unigram
+
+
 def main(cfg: PretrainConfig) -> dict:
     # ---- setup: refuse a used output_dir or an incompatible resume before any data work ---------------------------
     t = cfg.train
@@ -305,7 +318,6 @@ def main(cfg: PretrainConfig) -> dict:
     # ---- data ---------------------------------------------------------------------------------------------------
     data = prepare_data(cfg, accelerator, config.max_position_embeddings)
     tokenizer = data.tokenizer
-    eval_set = data.eval_set.select(range(min(len(data.eval_set), t.eval_max_examples)))
     epoch_steps: dict[str, int] = {}  # steps of each epoch seen; saved with checkpoints, so a resume rebuilds no epoch
 
     def steps_in_epoch(epoch: int) -> int:
@@ -316,13 +328,11 @@ def main(cfg: PretrainConfig) -> dict:
     if steps_in_epoch(0) < 1:
         raise ConfigError(f"the corpus gives {len(data.train_set(0))} training examples, fewer than one batch "
                           f"(train.batch_size={t.batch_size}); use more text or a smaller batch")
-    collator_args = dict(tokenizer=tokenizer, mlm_probability=cfg.data.mlm_probability, mode=cfg.data.masking,
-                         max_predictions_per_seq=cfg.data.max_predictions_per_seq, max_ngram=cfg.data.max_ngram)
+    eval_set, collator_args, eval_collator, unigram = held_out_scoring(cfg, data)
+    unigram_token = int(unigram.argmax())
     collator = NgramMaskingCollator(seed=t.seed, **collator_args)
     if cfg.data.packing:  # the same masked examples, only laid out in fewer rows
         collator = PackingCollator(collator, max_length=cfg.data.max_seq_length)
-    eval_collator = NgramMaskingCollator(seed=t.seed + 1, **collator_args)  # fixed masks: evals are comparable
-    unigram_token = pm.most_frequent_token(data.train_set(0), tokenizer.all_special_ids, len(tokenizer))
     baselines = {"mlm_unigram_token": tokenizer.convert_ids_to_tokens(unigram_token),
                  **pm.sop_majority_baselines(data.train_set(0), eval_set)}
     accelerator.print(f"{len(data.train_set(0))} training / {len(eval_set)} held-out examples; {steps_in_epoch(0)} "
@@ -391,7 +401,7 @@ def main(cfg: PretrainConfig) -> dict:
         nonlocal totals, run_tokens, run_slots
         random_document = batch.pop("sop_random_document", None)
         out = model(**batch)
-        totals += pm.example_stats(out, batch, random_document).detach().sum(0)
+        totals += pm.example_stats(out, batch, random_document, mask_token_id=tokenizer.mask_token_id).detach().sum(0)
         tokens = batch["attention_mask"].sum().item()
         throughput.add(tokens)
         run_tokens += tokens
@@ -399,7 +409,8 @@ def main(cfg: PretrainConfig) -> dict:
         return out.loss
 
     def evaluate() -> dict[str, float]:
-        metrics, last["eval_sums"] = pm.evaluate(model, eval_loader, accelerator, unigram_token)
+        metrics, last["eval_sums"] = pm.evaluate(model, eval_loader, accelerator, unigram_token,
+                                                 tokenizer.mask_token_id, unigram)
         return metrics
 
     def after_step(step: int, end_of_epoch: bool) -> None:
@@ -443,6 +454,7 @@ def main(cfg: PretrainConfig) -> dict:
 
     # ---- save ----------------------------------------------------------------------------------------------------
     baselines["mlm_unigram_accuracy"] = pm.unigram_accuracy(last["eval_sums"])
+    baselines.update(pm.context_free_baselines(last["eval_sums"]))
     metrics = {**last["eval"], "baselines": baselines, "train/tokens_per_s": tokens_total / max(elapsed, 1e-9),
                "train/real_token_share": tokens_total / max(slots_total, 1.0), "steps": step, "train_seconds_this_run": elapsed, "history": history}
     accelerator.wait_for_everyone()
@@ -467,7 +479,7 @@ def main(cfg: PretrainConfig) -> dict:
             if cfg.hub.push_to_hub:
                 from albert_recipes.hub import write_model_card
 
-                summary = {k: v for k, v in metrics.items() if k.startswith("eval/")}
+                summary = {**{k: v for k, v in metrics.items() if k.startswith("eval/")}, "baselines": baselines}
                 write_model_card(tmp, metrics=summary, training_config=config_to_dict(cfg),
                                  pipeline_tag="fill-mask", tags=("albert", "pretraining"), repo_id=cfg.hub.repo_id)
         accelerator.print(f"final model: {final_dir} " + ", ".join(f"{k}={v:.4f}" for k, v in last["eval"].items()))

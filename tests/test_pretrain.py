@@ -102,7 +102,11 @@ def test_debug_config_learns_checkpoints_and_exports(tmp_path):
     assert baselines["mlm_unigram_token"] == "▁the" and 0 < baselines["mlm_unigram_accuracy"] < 0.2
     assert baselines["sop_random_document_majority_accuracy"] == 1.0  # B from another document: always label 1
     assert set(baselines) == {"mlm_unigram_token", "mlm_unigram_accuracy", "sop_majority_accuracy",
-                              "sop_same_document_majority_accuracy", "sop_random_document_majority_accuracy"}
+                              "sop_same_document_majority_accuracy", "sop_random_document_majority_accuracy",
+                              "mlm_context_free_accuracy", "mlm_masked_unigram_accuracy", "mlm_masked_unigram_loss"}
+    # 80/10/10: a tenth of the predicted positions show their own token, so copying them beats the unigram token
+    assert baselines["mlm_context_free_accuracy"] > baselines["mlm_unigram_accuracy"] + 0.05
+    assert 0 <= metrics["eval/mlm_masked_accuracy"] <= 1
 
     checkpoint = find_latest_checkpoint(out / "checkpoints")
     assert checkpoint.name == "step-00000024" and checkpoint_step(checkpoint) == 24

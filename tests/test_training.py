@@ -4,6 +4,7 @@ of different sizes, resume safety, SOP metrics split by kind of pair, and evalua
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -178,3 +179,36 @@ def test_evaluation_over_two_processes_equals_one_process(tmp_path, tiny_tokeniz
         assert sums_one["sop_count"] == sums_two["sop_count"] == int(size)
         for name in STATS:
             assert sums_two[name] == pytest.approx(sums_one[name], rel=1e-5, abs=1e-6), (size, name)
+
+
+def test_mlm_accuracy_at_mask_inputs_and_the_context_free_baseline_are_counted_from_what_the_model_saw():
+    """Two examples, six predicted positions: four shown as [MASK], one kept (its own token), one replaced by a
+    random token. `mlm_masked_accuracy` counts only the [MASK] inputs; the context-free baseline copies the visible
+    token and answers the unigram token at [MASK]."""
+    from albert_recipes import pretraining_metrics as pm
+
+    MASK, THE, V = 4, 7, 12
+    input_ids = torch.tensor([[1, MASK, 9, MASK, 2], [1, MASK, 10, MASK, 2]])
+    labels = torch.tensor([[-100, THE, 9, 8, -100], [-100, 11, 5, THE, -100]])  # (0, 2) kept; (1, 2) replaced
+    predicted = torch.tensor([[0, THE, 9, 3, 0], [0, 11, 10, 8, 0]])  # right at (0,1), (0,2), (1,1)
+    logits = torch.nn.functional.one_hot(predicted, V).float()  # (B, T, V)
+    out = type("Out", (), {"prediction_logits": logits, "sop_logits": torch.zeros(2, 2)})()
+    batch = {"labels": labels, "input_ids": input_ids, "sentence_order_label": torch.tensor([0, 1])}
+    log_probs = torch.log(torch.full((V,), 1.0 / V))
+    log_probs[THE] = -0.5
+    sums = pm.example_stats(out, batch, unigram_token_id=THE, mask_token_id=MASK, unigram_log_probs=log_probs).sum(0)
+    metrics = pm.summarize(sums, "eval")
+    # the unigram model's loss on the four [MASK] targets THE, 8, 11, THE; the model's own loss on the same four
+    assert pm.context_free_baselines(sums)["mlm_masked_unigram_loss"] == pytest.approx((0.5 + 2 * math.log(V) + 0.5) / 4)
+    token_loss = torch.nn.functional.cross_entropy(logits[input_ids == MASK], labels[input_ids == MASK])
+    assert metrics["eval/mlm_masked_loss"] == pytest.approx(token_loss.item())
+    assert metrics["eval/mlm_accuracy"] == pytest.approx(3 / 6)
+    assert metrics["eval/mlm_masked_accuracy"] == pytest.approx(2 / 4)  # (0,1) and (1,1) of the four [MASK] inputs
+    baselines = pm.context_free_baselines(sums)
+    # copy/unigram guesses: THE, 9, THE, THE, 10, THE against THE, 9, 8, 11, 5, THE -> 3 right of 6
+    assert baselines["mlm_context_free_accuracy"] == pytest.approx(3 / 6)
+    assert baselines["mlm_masked_unigram_accuracy"] == pytest.approx(2 / 4)
+    assert pm.unigram_accuracy(sums) == pytest.approx(2 / 6)
+    # without the mask id the new columns stay empty and the metric is absent, as before
+    plain = pm.summarize(pm.example_stats(out, batch, unigram_token_id=THE).sum(0), "eval")
+    assert "eval/mlm_masked_accuracy" not in plain and plain["eval/mlm_accuracy"] == metrics["eval/mlm_accuracy"]
