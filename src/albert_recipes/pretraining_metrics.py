@@ -69,22 +69,24 @@ def example_stats(out, batch: dict, random_document: torch.Tensor | None = None,
 
     token_loss = F.cross_entropy(logits, targets, reduction="none")  # (N_masked,)
     rows[:, _COLUMN["mlm_loss"]] = per_example(token_loss)
-    rows[:, _COLUMN["mlm_correct"]] = per_example((logits.argmax(-1) == targets).double())
+    hit = (logits.argmax(-1) == targets).double()  # (N_masked,)
+    is_unigram = (targets == unigram_token_id).double() if unigram_token_id is not None else None
+    rows[:, _COLUMN["mlm_correct"]] = per_example(hit)
     rows[:, _COLUMN["mlm_count"]] = per_example(torch.ones_like(targets, dtype=torch.float64))
-    if unigram_token_id is not None:
-        rows[:, _COLUMN["mlm_unigram_correct"]] = per_example((targets == unigram_token_id).double())
+    if is_unigram is not None:
+        rows[:, _COLUMN["mlm_unigram_correct"]] = per_example(is_unigram)
     if mask_token_id is not None:
         shown = batch["input_ids"][masked]  # (N_masked,) what the model saw at each predicted position
         at_mask = (shown == mask_token_id).double()
-        rows[:, _COLUMN["mlm_masked_correct"]] = per_example((logits.argmax(-1) == targets).double() * at_mask)
+        rows[:, _COLUMN["mlm_masked_correct"]] = per_example(hit * at_mask)
         rows[:, _COLUMN["mlm_masked_count"]] = per_example(at_mask)
         rows[:, _COLUMN["mlm_masked_loss"]] = per_example(token_loss * at_mask)
         if unigram_log_probs is not None:
             unigram_loss = -unigram_log_probs.to(targets.device)[targets].double()
             rows[:, _COLUMN["mlm_masked_unigram_loss"]] = per_example(unigram_loss * at_mask)
-        if unigram_token_id is not None:
+        if is_unigram is not None:
             guess = torch.where(shown == mask_token_id, unigram_token_id, shown)  # copy what is visible
-            rows[:, _COLUMN["mlm_masked_unigram_correct"]] = per_example((targets == unigram_token_id).double() * at_mask)
+            rows[:, _COLUMN["mlm_masked_unigram_correct"]] = per_example(is_unigram * at_mask)
             rows[:, _COLUMN["mlm_context_free_correct"]] = per_example((guess == targets).double())
 
     sop_labels = batch["sentence_order_label"]
