@@ -111,3 +111,22 @@ def test_bench_packing_runs_end_to_end_and_packing_changes_nothing_per_example(t
     assert packed["padding_share"] <= padded["padding_share"] and packed["real_tokens"] == padded["real_tokens"]
     assert packed["rows_per_step"] <= padded["rows_per_step"] == 24
     assert all(r["seconds"]["n"] == 2 and 0 < r["mfu"] < 1 for r in rows)
+
+
+def test_bench_local_rule_learns_the_rule_with_adamw_and_rejects_bad_optimizers(tmp_path):
+    """The optimizer check behind the README's "What the MLM accuracy counts": short, but a learning check. AdamW at
+    3e-3 gets well above chance (0.5%) at [MASK] within 150 steps of the rule (measured: 11.2%, LAMB 0.9%); a bad
+    --optimizers value is a one-line usage error."""
+    import bench_local_rule
+
+    out = bench_local_rule.main(["--optimizers", "adamw:3e-3,lamb:0.01", "--steps", "150", "--eval-every", "75",
+                                 "--threads", "1", "--output-dir", str(tmp_path)])  # fmt: skip
+    saved = _results(tmp_path, "local_rule")
+    assert [(r["optimizer"], r["peak_lr"]) for r in saved["results"]] == [("adamw", 3e-3), ("lamb", 0.01)]
+    assert [p["step"] for p in saved["results"][0]["curve"]] == [75, 150]
+    adamw = out["rows"][0]["final_masked_accuracy"]
+    assert adamw > 10 * saved["chance"], adamw
+    for bad in ("sgd:0.1", "lamb:fast", "adamw:-1"):
+        with pytest.raises(SystemExit) as error:
+            bench_local_rule.parse_args(["--optimizers", bad])
+        assert error.value.code == 2

@@ -199,7 +199,8 @@ def test_mlm_accuracy_at_mask_inputs_and_the_context_free_baseline_are_counted_f
     sums = pm.example_stats(out, batch, unigram_token_id=THE, mask_token_id=MASK, unigram_log_probs=log_probs).sum(0)
     metrics = pm.summarize(sums, "eval")
     # the unigram model's loss on the four [MASK] targets THE, 8, 11, THE; the model's own loss on the same four
-    assert pm.context_free_baselines(sums)["mlm_masked_unigram_loss"] == pytest.approx((0.5 + 2 * math.log(V) + 0.5) / 4)
+    unigram_loss = (0.5 + 2 * math.log(V) + 0.5) / 4
+    assert pm.context_free_baselines(sums)["mlm_masked_unigram_loss"] == pytest.approx(unigram_loss)
     token_loss = torch.nn.functional.cross_entropy(logits[input_ids == MASK], labels[input_ids == MASK])
     assert metrics["eval/mlm_masked_loss"] == pytest.approx(token_loss.item())
     assert metrics["eval/mlm_accuracy"] == pytest.approx(3 / 6)
