@@ -479,7 +479,7 @@ def main(cfg: PretrainConfig) -> dict:
             if cfg.hub.push_to_hub:
                 from albert_recipes.hub import write_model_card
 
-                summary = {**{k: v for k, v in metrics.items() if k.startswith("eval/")}, "baselines": baselines}
+                summary = {k: v for k, v in metrics.items() if k.startswith("eval/")}  # baselines: from metrics.json
                 write_model_card(tmp, metrics=summary, training_config=config_to_dict(cfg),
                                  pipeline_tag="fill-mask", tags=("albert", "pretraining"), repo_id=cfg.hub.repo_id)
         accelerator.print(f"final model: {final_dir} " + ", ".join(f"{k}={v:.4f}" for k, v in last["eval"].items()))

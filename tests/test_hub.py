@@ -389,3 +389,17 @@ def test_finetune_recipe_push_to_hub_sends_its_export(tmp_path, fake_hub, tiny_r
     adapter = AutoPeftModelForSequenceClassification.from_pretrained(tmp_path / "ft" / "adapter")
     assert adapter.config.id2label == {0: "negative", 1: "positive"}
     assert json.loads((merged / "config.json").read_text())["id2label"] == {"0": "negative", "1": "positive"}
+
+
+def test_pretrain_recipe_push_card_shows_the_figures_beside_their_baselines(tmp_path, fake_hub):
+    """The pretraining recipe's pushed card carries the held-out figures and every trivial baseline the run printed:
+    the unigram and context-free MLM accuracy, the unigram model's loss at [MASK] inputs, the SOP majority labels."""
+    recipe = load_recipe("pretrain")
+    overrides = [f"output_dir={tmp_path / 'pre'}", f"data.cache_dir={tmp_path / 'cache'}", "train.max_steps=12",
+                 "train.warmup_steps=2", "train.eval_every=12", "train.save_every=0", "train.report_to=none",
+                 "train.eval_max_examples=32", "hub.push_to_hub=true", "hub.repo_id=org/albert-pre"]  # fmt: skip
+    metrics = recipe.main(build_config(recipe.PretrainConfig, ROOT / "recipes/configs/pretrain/debug.yaml", overrides))
+    card = (tmp_path / "pre" / "final" / "README.md").read_text()
+    for key in ("eval/mlm_masked_accuracy", "eval/mlm_masked_loss", *metrics["baselines"]):
+        assert key in card, key
+    assert fake_hub.files("org/albert-pre", "main")["README.md"].decode() == card
