@@ -60,10 +60,10 @@ def main(argv: list[str] | None = None) -> dict:
                          "pass the run's config and overrides")
     eval_set, _, eval_collator, unigram = recipe.held_out_scoring(cfg, data)
     loader = torch.utils.data.DataLoader(eval_set, batch_size=cfg.train.eval_batch_size, collate_fn=eval_collator)
-    metrics, sums = pm.evaluate(model, accelerator.prepare(loader), accelerator, int(unigram.argmax()),
+    unigram_token = int(unigram.argmax())
+    metrics, sums = pm.evaluate(model, accelerator.prepare(loader), accelerator, unigram_token,
                                 data.tokenizer.mask_token_id, unigram)
-    result = {**metrics, "baselines": {"mlm_unigram_token": data.tokenizer.convert_ids_to_tokens(int(unigram.argmax())),
-                                       "mlm_unigram_accuracy": pm.unigram_accuracy(sums),
+    result = {**metrics, "baselines": {"mlm_unigram_token": data.tokenizer.convert_ids_to_tokens(unigram_token),
                                        **pm.context_free_baselines(sums)},
               "model": str(args.model), "config": str(args.config), "overrides": args.overrides}
     text = json.dumps(result, indent=2)

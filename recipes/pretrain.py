@@ -453,7 +453,6 @@ def main(cfg: PretrainConfig) -> dict:
         torch.tensor([float(run_tokens), float(run_slots)], device=accelerator.device), "sum").tolist()
 
     # ---- save ----------------------------------------------------------------------------------------------------
-    baselines["mlm_unigram_accuracy"] = pm.unigram_accuracy(last["eval_sums"])
     baselines.update(pm.context_free_baselines(last["eval_sums"]))
     metrics = {**last["eval"], "baselines": baselines, "train/tokens_per_s": tokens_total / max(elapsed, 1e-9),
                "train/real_token_share": tokens_total / max(slots_total, 1.0), "steps": step, "train_seconds_this_run": elapsed, "history": history}

@@ -77,7 +77,8 @@ def example_stats(out, batch: dict, random_document: torch.Tensor | None = None,
         rows[:, _COLUMN["mlm_unigram_correct"]] = per_example(is_unigram)
     if mask_token_id is not None:
         shown = batch["input_ids"][masked]  # (N_masked,) what the model saw at each predicted position
-        at_mask = (shown == mask_token_id).double()
+        is_mask = shown == mask_token_id
+        at_mask = is_mask.double()
         rows[:, _COLUMN["mlm_masked_correct"]] = per_example(hit * at_mask)
         rows[:, _COLUMN["mlm_masked_count"]] = per_example(at_mask)
         rows[:, _COLUMN["mlm_masked_loss"]] = per_example(token_loss * at_mask)
@@ -85,7 +86,7 @@ def example_stats(out, batch: dict, random_document: torch.Tensor | None = None,
             unigram_loss = -unigram_log_probs.to(targets.device)[targets].double()
             rows[:, _COLUMN["mlm_masked_unigram_loss"]] = per_example(unigram_loss * at_mask)
         if is_unigram is not None:
-            guess = torch.where(shown == mask_token_id, unigram_token_id, shown)  # copy what is visible
+            guess = torch.where(is_mask, unigram_token_id, shown)  # copy what is visible
             rows[:, _COLUMN["mlm_masked_unigram_correct"]] = per_example(is_unigram * at_mask)
             rows[:, _COLUMN["mlm_context_free_correct"]] = per_example((guess == targets).double())
 
@@ -147,13 +148,15 @@ def unigram_accuracy(sums: torch.Tensor) -> float:
 
 
 def context_free_baselines(sums: torch.Tensor) -> dict[str, float]:
-    """From held-out sums made with `unigram_token_id` and `mask_token_id`: the accuracy of a model that ignores the
-    context, over all predicted positions (copy the visible token, the unigram token at [MASK]) and over the [MASK]
-    positions (the unigram token)."""
+    """From held-out sums made with `unigram_token_id` (and `mask_token_id`): what a model that ignores the context
+    scores: the unigram token over all predicted positions; with the mask id also copy-the-visible-token accuracy
+    (the unigram token at [MASK]) and, at the [MASK] positions, the unigram token's accuracy and the unigram model's
+    loss. The recipe's and the re-scoring script's MLM baselines, in that order."""
     s = {name: float(v) for name, v in zip(STATS, sums.tolist())}
     if not s["mlm_masked_count"]:
-        return {}
-    return {"mlm_context_free_accuracy": s["mlm_context_free_correct"] / max(s["mlm_count"], 1.0),
+        return {"mlm_unigram_accuracy": unigram_accuracy(sums)}
+    return {"mlm_unigram_accuracy": unigram_accuracy(sums),
+            "mlm_context_free_accuracy": s["mlm_context_free_correct"] / max(s["mlm_count"], 1.0),
             "mlm_masked_unigram_accuracy": s["mlm_masked_unigram_correct"] / s["mlm_masked_count"],
             "mlm_masked_unigram_loss": s["mlm_masked_unigram_loss"] / s["mlm_masked_count"]}
 
